@@ -1,0 +1,160 @@
+//! RabbitMQ: connecting, declaring the topology of CONTRACT §1, and publishing with
+//! publisher confirms.
+
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use serde_json::{Map, Value};
+
+use crate::config::{Amqp, redact};
+
+/// A broker failure, with the URL's password removed.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("cannot connect to RabbitMQ at {url}: {source}")]
+    Connect { url: String, source: lapin::Error },
+    #[error("RabbitMQ error: {0}")]
+    Amqp(#[from] lapin::Error),
+    #[error("the broker ended the consumer (queue deleted or connection closed)")]
+    ConsumerEnded,
+    #[error("RabbitMQ did not confirm {0} published message(s)")]
+    NotConfirmed(usize),
+}
+
+/// Opens a connection named after this process, so operators can find it.
+pub async fn connect(settings: &Amqp, name: &str) -> Result<Connection, BrokerError> {
+    let properties = ConnectionProperties::default().with_connection_name(name.into());
+    Connection::connect(&settings.url, properties)
+        .await
+        .map_err(|source| BrokerError::Connect { url: redact(&settings.url), source })
+}
+
+/// Declares, idempotently, the exchanges and queues the service uses.
+pub async fn declare_topology(channel: &Channel, settings: &Amqp) -> Result<(), BrokerError> {
+    let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+    channel
+        .exchange_declare(settings.exchange.as_str().into(), ExchangeKind::Topic, durable, FieldTable::default())
+        .await?;
+    channel
+        .exchange_declare(settings.dead_letter_exchange.as_str().into(), ExchangeKind::Fanout, durable, FieldTable::default())
+        .await?;
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    arguments.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(settings.delivery_limit));
+    arguments.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString(settings.dead_letter_exchange.as_str().into()),
+    );
+    let durable_queue = QueueDeclareOptions { durable: true, ..Default::default() };
+    channel.queue_declare(settings.queue.as_str().into(), durable_queue, arguments).await?;
+    channel
+        .queue_bind(
+            settings.queue.as_str().into(),
+            settings.exchange.as_str().into(),
+            settings.binding_key.as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    channel.queue_declare(settings.dead_letter_queue.as_str().into(), durable_queue, FieldTable::default()).await?;
+    channel
+        .queue_bind(
+            settings.dead_letter_queue.as_str().into(),
+            settings.dead_letter_exchange.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// The routing key for a body: its event `type` when that is under `org.ecpat.`, so
+/// that the queue's binding routes it; `org.ecpat.batch` for a batch; else
+/// `org.ecpat.unknown` (the worker then rejects and keeps it).
+pub fn routing_key_for(body: &str) -> String {
+    let trimmed = body.trim_start();
+    if trimmed.starts_with('[') {
+        return "org.ecpat.batch".into();
+    }
+    let event_type = serde_json::from_str::<Value>(trimmed)
+        .ok()
+        .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_owned));
+    match event_type {
+        Some(t) if t.starts_with("org.ecpat.") && t.len() <= 255 => t,
+        _ => "org.ecpat.unknown".into(),
+    }
+}
+
+/// Publishes bodies with publisher confirms, waiting for every confirm.
+pub struct Publisher {
+    channel: Channel,
+    exchange: String,
+}
+
+impl Publisher {
+    /// A channel in confirm mode on `connection`.
+    pub async fn new(connection: &Connection, exchange: &str) -> Result<Self, BrokerError> {
+        let channel = connection.create_channel().await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        Ok(Publisher { channel, exchange: exchange.to_owned() })
+    }
+
+    /// Publishes persistent messages and waits until the broker has confirmed them all.
+    pub async fn publish_all(&self, messages: &[(String, Vec<u8>)]) -> Result<(), BrokerError> {
+        let mut confirms = Vec::with_capacity(messages.len());
+        for (routing_key, body) in messages {
+            let content_type =
+                if body.trim_ascii_start().starts_with(b"[") { "application/cloudevents-batch+json" } else { "application/cloudevents+json" };
+            let properties = BasicProperties::default().with_delivery_mode(2).with_content_type(content_type.into());
+            let options = BasicPublishOptions { mandatory: true, ..Default::default() };
+            confirms.push(
+                self.channel
+                    .basic_publish(self.exchange.as_str().into(), routing_key.as_str().into(), options, body, properties)
+                    .await?,
+            );
+        }
+        let mut failed = 0;
+        for confirm in confirms {
+            let confirmation = confirm.await?;
+            if !confirmation.is_ack() || confirmation.take_message().is_some() {
+                failed += 1;
+            }
+        }
+        if failed > 0 { Err(BrokerError::NotConfirmed(failed)) } else { Ok(()) }
+    }
+}
+
+/// AMQP headers as readable JSON (strings decoded lossily, bytes as arrays).
+pub fn headers_json(headers: Option<&FieldTable>) -> Value {
+    let mut map = Map::new();
+    for (key, value) in headers.map(|h| h.inner().iter()).into_iter().flatten() {
+        map.insert(key.as_str().to_owned(), amqp_value_json(value));
+    }
+    Value::Object(map)
+}
+
+fn amqp_value_json(value: &AMQPValue) -> Value {
+    match value {
+        AMQPValue::Boolean(b) => Value::from(*b),
+        AMQPValue::ShortShortInt(n) => Value::from(*n),
+        AMQPValue::ShortShortUInt(n) => Value::from(*n),
+        AMQPValue::ShortInt(n) => Value::from(*n),
+        AMQPValue::ShortUInt(n) => Value::from(*n),
+        AMQPValue::LongInt(n) => Value::from(*n),
+        AMQPValue::LongUInt(n) => Value::from(*n),
+        AMQPValue::LongLongInt(n) => Value::from(*n),
+        AMQPValue::Float(n) => Value::from(*n),
+        AMQPValue::Double(n) => Value::from(*n),
+        AMQPValue::DecimalValue(d) => Value::from(format!("{d:?}")),
+        AMQPValue::ShortString(s) => Value::from(s.as_str()),
+        AMQPValue::LongString(s) => Value::from(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::FieldArray(items) => Value::Array(items.as_slice().iter().map(amqp_value_json).collect()),
+        AMQPValue::Timestamp(t) => Value::from(*t),
+        AMQPValue::FieldTable(table) => headers_json(Some(table)),
+        AMQPValue::ByteArray(bytes) => Value::from(bytes.as_slice().to_vec()),
+        AMQPValue::Void => Value::Null,
+    }
+}

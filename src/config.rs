@@ -1,0 +1,103 @@
+//! Settings: `config/default.toml`, then `config/local.toml` if present, then the
+//! environment (`ECPAT_<SECTION>__<KEY>`); `DATABASE_URL`, `AMQP_URL` and `HTTP_ADDR`
+//! always win.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Everything the service can be told.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Settings {
+    pub database: Database,
+    pub amqp: Amqp,
+    pub consumer: Consumer,
+    pub http: Http,
+    pub log: Log,
+    pub catalogue: CataloguePath,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Database {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+/// The broker and the topology of CONTRACT §1.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Amqp {
+    pub url: String,
+    pub exchange: String,
+    pub queue: String,
+    pub binding_key: String,
+    pub dead_letter_exchange: String,
+    pub dead_letter_queue: String,
+    pub delivery_limit: i64,
+    pub prefetch: u16,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Consumer {
+    pub batch_size: usize,
+    pub batch_timeout_ms: u64,
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Http {
+    pub addr: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Log {
+    pub format: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct CataloguePath {
+    pub path: PathBuf,
+}
+
+impl Settings {
+    /// Loads the layers from `dir` (usually `config`) and the environment.
+    pub fn load(dir: &Path) -> Result<Self, config::ConfigError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from(dir.join("default.toml")))
+            .add_source(config::File::from(dir.join("local.toml")).required(false))
+            .add_source(config::Environment::with_prefix("ECPAT").prefix_separator("_").separator("__"));
+        for (var, key) in [("DATABASE_URL", "database.url"), ("AMQP_URL", "amqp.url"), ("HTTP_ADDR", "http.addr")] {
+            if let Ok(value) = std::env::var(var) {
+                builder = builder.set_override(key, value)?;
+            }
+        }
+        builder.build()?.try_deserialize()
+    }
+}
+
+/// A URL with its password replaced by `***`, for logs and error messages.
+pub fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else { return url.to_owned() };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match authority.rfind('@') {
+        Some(at) => {
+            let user = authority[..at].split(':').next().unwrap_or("");
+            format!("{}://{user}:***@{}{}", &url[..scheme_end], &authority[at + 1..], &rest[authority_end..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_survive_redaction() {
+        assert_eq!(redact("postgres://app:s3cret@db:5432/ecpat"), "postgres://app:***@db:5432/ecpat");
+        assert_eq!(redact("amqps://u:p%40ss@broker/%2f?x=1"), "amqps://u:***@broker/%2f?x=1");
+        assert_eq!(redact("amqp://127.0.0.1:5672/%2f"), "amqp://127.0.0.1:5672/%2f");
+    }
+}

@@ -1,0 +1,225 @@
+//! The consumer loop: take messages in batches, apply each batch in one transaction,
+//! acknowledge after commit; retry transient database failures; reconnect to the broker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Consumer};
+use sqlx::PgPool;
+use tokio::sync::watch;
+use tokio::time::{Instant, sleep, timeout_at};
+use tracing::{debug, error, info, warn};
+
+use crate::broker::{self, BrokerError, headers_json};
+use crate::config::Settings;
+use crate::envelope::decode;
+use crate::health::Health;
+use crate::store::batch::{self, Message, Outcome};
+use crate::store::is_transient;
+
+/// Runs until `shutdown` turns true: consumes, reconnecting whenever the broker is lost.
+pub async fn run(settings: Settings, pool: PgPool, health: Arc<Health>, mut shutdown: watch::Receiver<bool>) {
+    let mut backoff = Backoff::new(&settings);
+    while !*shutdown.borrow() {
+        match session(&settings, &pool, &health, &mut shutdown).await {
+            Ok(()) => break,
+            Err(e) => {
+                health.set_consuming(false);
+                let wait = backoff.next();
+                warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "Lost the broker; reconnecting.");
+                tokio::select! {
+                    _ = sleep(wait) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+    }
+    health.set_consuming(false);
+    info!("Consumer stopped.");
+}
+
+/// One connection's life: declare, consume, apply batches. Returns `Ok` on shutdown.
+async fn session(
+    settings: &Settings,
+    pool: &PgPool,
+    health: &Health,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), BrokerError> {
+    let name = format!("ecpat-indicators worker pid {}", std::process::id());
+    let connection = broker::connect(&settings.amqp, &name).await?;
+    let channel = connection.create_channel().await?;
+    broker::declare_topology(&channel, &settings.amqp).await?;
+    channel.basic_qos(settings.amqp.prefetch, BasicQosOptions::default()).await?;
+    let tag = format!("ecpat-indicators-{}", std::process::id());
+    let mut consumer = channel
+        .basic_consume(settings.amqp.queue.as_str().into(), tag.as_str().into(), BasicConsumeOptions::default(), FieldTable::default())
+        .await?;
+    health.set_consuming(true);
+    info!(queue = %settings.amqp.queue, "Consuming.");
+    let mut backoff = Backoff::new(settings);
+    loop {
+        let first = tokio::select! {
+            next = consumer.next() => next,
+            _ = shutdown.changed() => None,
+        };
+        let first = match first {
+            Some(delivery) => delivery?,
+            None if *shutdown.borrow() => break,
+            None => return Err(BrokerError::ConsumerEnded),
+        };
+        let deliveries = fill_batch(first, &mut consumer, settings).await?;
+        if !process(&channel, pool, health, deliveries, &mut backoff, shutdown).await? {
+            break;
+        }
+    }
+    // Stop deliveries; what was prefetched but not applied goes back to the queue.
+    channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await?;
+    channel.close(200, "shutdown".into()).await?;
+    connection.close(200, "shutdown".into()).await?;
+    Ok(())
+}
+
+/// Adds deliveries to `first` until the batch is full or its time is up.
+async fn fill_batch(first: Delivery, consumer: &mut Consumer, settings: &Settings) -> Result<Vec<Delivery>, BrokerError> {
+    let deadline = Instant::now() + Duration::from_millis(settings.consumer.batch_timeout_ms);
+    let mut deliveries = vec![first];
+    while deliveries.len() < settings.consumer.batch_size {
+        match timeout_at(deadline, consumer.next()).await {
+            Ok(Some(delivery)) => deliveries.push(delivery?),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    Ok(deliveries)
+}
+
+fn to_message(delivery: &Delivery) -> Message {
+    Message {
+        routing_key: delivery.routing_key.as_str().to_owned(),
+        headers: headers_json(delivery.properties.headers().as_ref()),
+        size: delivery.data.len(),
+        decoded: decode(&delivery.data),
+    }
+}
+
+/// Applies a batch and acknowledges it. Returns `false` when shutdown came while the
+/// database was unreachable (the batch is left unacknowledged, to be redelivered).
+async fn process(
+    channel: &Channel,
+    pool: &PgPool,
+    health: &Health,
+    deliveries: Vec<Delivery>,
+    backoff: &mut Backoff,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<bool, BrokerError> {
+    let messages: Vec<Message> = deliveries.iter().map(to_message).collect();
+    match apply_with_retry(pool, health, &messages, backoff, shutdown).await {
+        Applied::Done(outcome) => {
+            let last = deliveries.last().expect("a batch is never empty").delivery_tag;
+            channel.basic_ack(last, BasicAckOptions { multiple: true }).await?;
+            log_outcome(messages.len(), &outcome);
+            Ok(true)
+        }
+        Applied::ShuttingDown => Ok(false),
+        Applied::Failed(e) => {
+            warn!(error = %e, messages = messages.len(), "Batch failed permanently; applying its messages one by one.");
+            for (delivery, message) in deliveries.iter().zip(messages) {
+                match apply_with_retry(pool, health, std::slice::from_ref(&message), backoff, shutdown).await {
+                    Applied::Done(outcome) => {
+                        channel.basic_ack(delivery.delivery_tag, BasicAckOptions::default()).await?;
+                        log_outcome(1, &outcome);
+                    }
+                    Applied::ShuttingDown => return Ok(false),
+                    Applied::Failed(e) => {
+                        // Back to the queue; after the delivery limit the broker moves it to
+                        // the dead-letter queue, where it is kept for an operator.
+                        error!(error = %e, routing_key = %message.routing_key, "Message cannot be applied; returning it to the queue.");
+                        channel.basic_nack(delivery.delivery_tag, BasicNackOptions { multiple: false, requeue: true }).await?;
+                    }
+                }
+            }
+            Ok(true)
+        }
+    }
+}
+
+enum Applied {
+    Done(Outcome),
+    ShuttingDown,
+    Failed(sqlx::Error),
+}
+
+/// Applies `messages`, retrying transient failures with backoff until shutdown.
+async fn apply_with_retry(
+    pool: &PgPool,
+    health: &Health,
+    messages: &[Message],
+    backoff: &mut Backoff,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Applied {
+    loop {
+        match batch::apply(pool, messages).await {
+            Ok(outcome) => {
+                health.set_database_ok(true);
+                backoff.reset();
+                return Applied::Done(outcome);
+            }
+            Err(e) if is_transient(&e) => {
+                health.set_database_ok(false);
+                let wait = backoff.next();
+                warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "Database unavailable; batch not acknowledged, retrying.");
+                tokio::select! {
+                    _ = sleep(wait) => {}
+                    _ = shutdown.changed() => return Applied::ShuttingDown,
+                }
+            }
+            Err(e) => return Applied::Failed(e),
+        }
+    }
+}
+
+fn log_outcome(messages: usize, outcome: &Outcome) {
+    let rejected = batch::count_reasons(&outcome.rejected);
+    debug!(
+        messages,
+        applied = outcome.applied,
+        duplicates = outcome.duplicates,
+        stale = outcome.stale,
+        rejected = ?rejected,
+        totals_changed = outcome.totals.len(),
+        "Committed batch."
+    );
+}
+
+/// Exponential backoff with jitter, between the configured bounds.
+struct Backoff {
+    initial: Duration,
+    max: Duration,
+    current: Duration,
+}
+
+impl Backoff {
+    fn new(settings: &Settings) -> Self {
+        let initial = Duration::from_millis(settings.consumer.retry_initial_ms);
+        Backoff { initial, max: Duration::from_millis(settings.consumer.retry_max_ms), current: initial }
+    }
+
+    fn next(&mut self) -> Duration {
+        let wait = self.current;
+        self.current = (self.current * 2).min(self.max);
+        // Up to 25% jitter, so that several workers do not retry in step.
+        let jitter = wait.as_millis() as u64 * (u64::from(std::process::id()) % 7 + rand_nanos() % 19) / 100;
+        wait + Duration::from_millis(jitter)
+    }
+
+    fn reset(&mut self) {
+        self.current = self.initial;
+    }
+}
+
+fn rand_nanos() -> u64 {
+    u64::from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0))
+}

@@ -1,0 +1,184 @@
+//! Message bodies to CloudEvents (CONTRACT §2): a single event or a batch, each event
+//! checked and turned into the changes it makes, or rejected with a reason and a detail.
+
+use chrono::{DateTime, FixedOffset};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::records::fields::{parse_rfc3339, quote};
+use crate::records::parse::{parse_event_data, unknown_type};
+use crate::records::{Change, EventType, str_enum};
+
+/// Bodies larger than this are rejected as `too_large`.
+pub const MAX_BODY: usize = 1 << 20;
+/// A batch may hold at most this many events.
+pub const MAX_BATCH: usize = 1000;
+
+str_enum!(
+    /// Why a message or event was rejected (CONTRACT §6).
+    Reason {
+        TooLarge = "too_large",
+        NotJson = "not_json",
+        InvalidEnvelope = "invalid_envelope",
+        UnknownType = "unknown_type",
+        InvalidData = "invalid_data",
+    }
+);
+
+/// The order of versions of one record: the greatest (`time`, `source`, `id`) is current.
+/// Times compare as instants, with nanosecond precision; `source` and `id` by code point.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Version {
+    pub secs: i64,
+    pub nanos: u32,
+    pub source: String,
+    pub id: String,
+}
+
+/// A valid event and what it changes.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub source: String,
+    pub id: String,
+    pub event_type: EventType,
+    pub time: DateTime<FixedOffset>,
+    /// The event's JSON exactly as received (kept as evidence).
+    pub raw: String,
+    pub changes: Vec<Change>,
+}
+
+impl Event {
+    /// This event's place in the order of versions.
+    pub fn version(&self) -> Version {
+        Version {
+            secs: self.time.timestamp(),
+            nanos: self.time.timestamp_subsec_nanos(),
+            source: self.source.clone(),
+            id: self.id.clone(),
+        }
+    }
+}
+
+/// A message or one event of a batch that cannot be applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub reason: Reason,
+    pub detail: String,
+    /// The bytes rejected: the whole body, or the one event of a batch.
+    pub raw: Vec<u8>,
+    /// The event's position in its batch, when only that event is rejected.
+    pub index: Option<usize>,
+}
+
+/// What a message body holds.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    pub events: Vec<Event>,
+    pub rejections: Vec<Rejection>,
+}
+
+/// Decodes a message body: never fails, every problem becomes a rejection.
+pub fn decode(body: &[u8]) -> Decoded {
+    let whole = |reason, detail: String| Decoded {
+        events: vec![],
+        rejections: vec![Rejection { reason, detail, raw: body.to_vec(), index: None }],
+    };
+    if body.len() > MAX_BODY {
+        return whole(Reason::TooLarge, format!("body of {} bytes is over the limit of {MAX_BODY} bytes", body.len()));
+    }
+    let text = match std::str::from_utf8(body) {
+        Ok(text) => text,
+        Err(e) => return whole(Reason::NotJson, format!("body is not UTF-8: {e}")),
+    };
+    let is_batch = text.trim_start().starts_with('[');
+    if !is_batch {
+        return match serde_json::from_str::<&RawValue>(text) {
+            Ok(raw) => match decode_event(raw) {
+                Ok(event) => Decoded { events: vec![event], rejections: vec![] },
+                Err((reason, detail)) => whole(reason, detail),
+            },
+            Err(e) => whole(Reason::NotJson, format!("body is not JSON: {e}")),
+        };
+    }
+    let items = match serde_json::from_str::<Vec<&RawValue>>(text) {
+        Ok(items) => items,
+        Err(e) => return whole(Reason::NotJson, format!("batch is not JSON: {e}")),
+    };
+    if items.len() > MAX_BATCH {
+        return whole(Reason::InvalidEnvelope, format!("batch of {} events is over the limit of {MAX_BATCH}", items.len()));
+    }
+    let mut decoded = Decoded::default();
+    for (index, raw) in items.into_iter().enumerate() {
+        match decode_event(raw) {
+            Ok(event) => decoded.events.push(event),
+            Err((reason, detail)) => decoded.rejections.push(Rejection {
+                reason,
+                detail: format!("batch event {index}: {detail}"),
+                raw: raw.get().as_bytes().to_vec(),
+                index: Some(index),
+            }),
+        }
+    }
+    decoded
+}
+
+type Failure = (Reason, String);
+
+fn envelope_error(detail: String) -> Failure {
+    (Reason::InvalidEnvelope, detail)
+}
+
+fn decode_event(raw: &RawValue) -> Result<Event, Failure> {
+    let map: Map<String, Value> = match serde_json::from_str::<Value>(raw.get()) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => return Err(envelope_error("an event must be a JSON object".into())),
+        Err(e) => return Err((Reason::NotJson, format!("event is not JSON: {e}"))),
+    };
+    match map.get("specversion") {
+        Some(Value::String(v)) if v == "1.0" => {}
+        Some(other) => return Err(envelope_error(format!("specversion must be \"1.0\", not {other}"))),
+        None => return Err(envelope_error("specversion is required".into())),
+    }
+    let id = attribute_text(&map, "id", 256)?;
+    let source = attribute_text(&map, "source", 1024)?;
+    let event_type = match map.get("type") {
+        Some(Value::String(t)) => EventType::parse(t).ok_or_else(|| (Reason::UnknownType, unknown_type(t)))?,
+        Some(other) => return Err(envelope_error(format!("type must be a string, not {other}"))),
+        None => return Err(envelope_error("type is required".into())),
+    };
+    let time = match map.get("time") {
+        Some(Value::String(t)) => parse_rfc3339(t)
+            .ok_or_else(|| envelope_error(format!("time {} is not an RFC 3339 timestamp with offset", quote(t))))?,
+        Some(other) => return Err(envelope_error(format!("time must be a string, not {other}"))),
+        None => return Err(envelope_error("time is required".into())),
+    };
+    match map.get("datacontenttype") {
+        None => {}
+        Some(Value::String(t)) if t == "application/json" => {}
+        Some(other) => return Err(envelope_error(format!("datacontenttype must be \"application/json\", not {other}"))),
+    }
+    let data = match map.get("data") {
+        Some(data @ Value::Object(_)) => data,
+        Some(other) => return Err(envelope_error(format!("data must be a JSON object, not {other}"))),
+        None => return Err(envelope_error("data is required".into())),
+    };
+    let changes = parse_event_data(event_type, data).map_err(|e| (Reason::InvalidData, e.to_string()))?;
+    Ok(Event { source, id, event_type, time, raw: raw.get().to_owned(), changes })
+}
+
+/// `id` and `source`: strings of 1 to `max` characters without control characters.
+fn attribute_text(map: &Map<String, Value>, name: &str, max: usize) -> Result<String, Failure> {
+    let text = match map.get(name) {
+        Some(Value::String(text)) => text,
+        Some(other) => return Err(envelope_error(format!("{name} must be a string, not {other}"))),
+        None => return Err(envelope_error(format!("{name} is required"))),
+    };
+    let count = text.chars().count();
+    if count == 0 || count > max {
+        return Err(envelope_error(format!("{name} must have 1 to {max} characters, has {count}")));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(envelope_error(format!("{name} must not contain control characters: {}", quote(text))));
+    }
+    Ok(text.clone())
+}

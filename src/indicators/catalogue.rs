@@ -1,0 +1,70 @@
+//! The indicator catalogue (`config/indicators.toml`): titles and optional yearly targets.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::Code;
+
+/// One indicator's description.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Entry {
+    pub code: Code,
+    pub objective: String,
+    pub title_fr: String,
+    pub title_en: String,
+    /// Target per period (`"2021"` or `"all"`), when one was set.
+    #[serde(default)]
+    pub targets: BTreeMap<String, i64>,
+}
+
+/// All 13 entries, in the contract's order.
+#[derive(Clone, Debug)]
+pub struct Catalogue {
+    entries: Vec<Entry>,
+}
+
+#[derive(Deserialize)]
+struct File {
+    indicator: Vec<Entry>,
+}
+
+impl Catalogue {
+    /// Reads and checks the catalogue: every code exactly once, with its contract objective.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read the indicator catalogue {}: {e}", path.display()))?;
+        Self::parse(&text)
+    }
+
+    /// Parses and checks a catalogue's text.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let file: File = toml::from_str(text)?;
+        let mut entries = Vec::with_capacity(Code::ALL.len());
+        for &code in Code::ALL {
+            let mut found = file.indicator.iter().filter(|e| e.code == code);
+            let entry = found.next().ok_or_else(|| anyhow::anyhow!("the catalogue has no entry for {}", code.as_str()))?;
+            anyhow::ensure!(found.next().is_none(), "the catalogue has {} twice", code.as_str());
+            anyhow::ensure!(
+                entry.objective == code.objective(),
+                "{} belongs to objective {}, not {}",
+                code.as_str(),
+                code.objective(),
+                entry.objective
+            );
+            entries.push(entry.clone());
+        }
+        Ok(Catalogue { entries })
+    }
+
+    /// The entries in the contract's order.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// One indicator's entry.
+    pub fn get(&self, code: Code) -> &Entry {
+        self.entries.iter().find(|e| e.code == code).expect("the catalogue has every code")
+    }
+}

@@ -1,0 +1,57 @@
+//! The 13 indicators: their codes, their catalogue (titles, targets) and their rules.
+
+pub mod catalogue;
+pub mod rules;
+pub mod tally;
+
+use crate::records::str_enum;
+
+str_enum!(
+    /// Indicator codes, in the contract's order.
+    Code {
+        KE1 = "KE1",
+        KE2 = "KE2",
+        KE3 = "KE3",
+        AP1 = "AP1",
+        AP2 = "AP2",
+        AP3 = "AP3",
+        AP4 = "AP4",
+        CV1 = "CV1",
+        CV2 = "CV2",
+        CV3 = "CV3",
+        ND1 = "ND1",
+        ND2 = "ND2",
+        ND3 = "ND3",
+    }
+);
+
+impl Code {
+    /// The strategic objective the indicator belongs to.
+    pub fn objective(self) -> &'static str {
+        match self {
+            Code::KE1 | Code::KE2 | Code::KE3 => "knowledge_evidence",
+            Code::AP1 | Code::AP2 | Code::AP3 | Code::AP4 => "advocacy_partnerships",
+            Code::CV1 | Code::CV2 | Code::CV3 => "children_voices",
+            Code::ND1 | Code::ND2 | Code::ND3 => "network_development",
+        }
+    }
+}
+
+/// A period: a calendar year or `all`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Period(String);
+
+impl Period {
+    /// `all`, or a year from 1990 to 2100 (the years a record can count in).
+    pub fn parse(text: &str) -> Option<Self> {
+        let year_ok = text.len() == 4
+            && text.bytes().all(|b| b.is_ascii_digit())
+            && text.parse::<i32>().is_ok_and(|y| (1990..=2100).contains(&y));
+        (text == rules::ALL || year_ok).then(|| Period(text.to_owned()))
+    }
+
+    /// The period as written in tallies.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}

@@ -1,0 +1,29 @@
+//! ECPAT indicators: consumes CloudEvents from RabbitMQ, keeps every event as evidence, and
+//! keeps the 13 indicator tallies of the ECPAT network's 2018-2021 framework current in
+//! PostgreSQL (see `CONTRACT.md`).
+//!
+//! The way through, edge to core:
+//! - [`config`], [`telemetry`]: settings and logs;
+//! - [`broker`]: RabbitMQ connection, topology and confirmed publishing;
+//! - [`consumer`]: batches of deliveries, applied then acknowledged;
+//! - [`envelope`]: bytes to validated CloudEvents, or rejections;
+//! - [`records`]: the records events carry, parsed and normalised;
+//! - [`ledger`]: which version of each record is current (pure);
+//! - [`indicators`]: the catalogue and the counting rules (pure);
+//! - [`store`]: all SQL: applying batches, reading, recomputing;
+//! - [`api`], [`health`]: the HTTP API and readiness;
+//! - [`app`], [`cli`]: the subcommands.
+
+pub mod api;
+pub mod app;
+pub mod broker;
+pub mod cli;
+pub mod config;
+pub mod consumer;
+pub mod envelope;
+pub mod health;
+pub mod indicators;
+pub mod ledger;
+pub mod records;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,94 @@
+//! The `ecpat-indicators` binary: parses the command line, starts logging, dispatches.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use ecpat_indicators::config::Settings;
+use ecpat_indicators::{app, cli, telemetry};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+#[derive(Parser)]
+#[command(version, about = "Counts ECPAT France's strategic indicators from RabbitMQ events into PostgreSQL.")]
+struct Cli {
+    /// Folder holding default.toml (and optionally local.toml).
+    #[arg(long, env = "ECPAT_CONFIG_DIR", default_value = "config")]
+    config_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply migrations, declare the topology, consume and serve the HTTP API.
+    Run,
+    /// Apply pending migrations (creating the database if needed).
+    Migrate,
+    /// Publish a JSON Lines file of CloudEvents (`-` for standard input), with confirms.
+    Publish { file: PathBuf },
+    /// Rebuild every tally from the stored records.
+    Recompute,
+    /// List or replay rejected messages.
+    Rejections {
+        #[command(subcommand)]
+        action: RejectionAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum RejectionAction {
+    /// Print the newest rejections as JSON Lines.
+    List {
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Publish rejected messages again (all not yet replayed, or filtered).
+    Replay {
+        /// Only rejections with this reason.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Only this rejection.
+        #[arg(long)]
+        id: Option<i64>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::load(&cli.config_dir)?;
+    telemetry::init(&settings.log.format);
+    match cli.command {
+        Command::Run => app::run(settings, shutdown_signal()?).await?,
+        Command::Migrate => {
+            app::migrate(&settings).await?;
+        }
+        Command::Publish { file } => {
+            cli::publish(&settings, &file).await?;
+        }
+        Command::Recompute => {
+            cli::recompute(&settings).await?;
+        }
+        Command::Rejections { action: RejectionAction::List { limit } } => cli::list_rejections(&settings, limit).await?,
+        Command::Rejections { action: RejectionAction::Replay { reason, id } } => {
+            cli::replay_rejections(&settings, reason.as_deref(), id).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Turns true on the first SIGTERM or SIGINT.
+fn shutdown_signal() -> anyhow::Result<watch::Receiver<bool>> {
+    let (sender, receiver) = watch::channel(false);
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("Shutdown requested; finishing the batch in hand.");
+        let _ = sender.send(true);
+    });
+    Ok(receiver)
+}

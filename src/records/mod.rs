@@ -1,0 +1,378 @@
+//! The records that events carry (CONTRACT §3), in their validated, normalised form.
+//!
+//! A record is built only by [`parse`](parse::parse_event_data) from an event's `data`, so
+//! everything after it can trust the types. Records are also stored in the database (as
+//! JSON) as the current version of their key, and read back to compute what a newer
+//! version replaces.
+
+mod countries;
+pub(crate) mod fields;
+pub mod parse;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use fields::FieldError;
+
+/// Declares a closed set of lower-case values, with their exact wire spelling.
+macro_rules! str_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+        pub enum $name { $(#[serde(rename = $text)] $variant),+ }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            /// The value as it is written on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),+ }
+            }
+
+            /// The value for an exact, lower-case spelling.
+            pub fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some(Self::$variant),)+ _ => None }
+            }
+        }
+
+        impl $crate::records::fields::Closed for $name {
+            const VALUES: &'static [Self] = Self::ALL;
+            fn from_wire(text: &str) -> Option<Self> { Self::parse(text) }
+            fn wire(self) -> &'static str { self.as_str() }
+        }
+    };
+}
+pub(crate) use str_enum;
+
+str_enum!(
+    /// The kinds of record, as named by withdrawals and stored with each version.
+    RecordType {
+        SocialPost = "social_post",
+        Publication = "publication",
+        UnSubmission = "un_submission",
+        UnRecommendation = "un_recommendation",
+        MediaStory = "media_story",
+        AdvocacyInitiative = "advocacy_initiative",
+        SurvivorParticipation = "survivor_participation",
+        ChildOutreach = "child_outreach",
+        CapacityTraining = "capacity_training",
+        MemberExpertise = "member_expertise",
+    }
+);
+
+str_enum!(
+    /// The event types of CONTRACT §3.
+    EventType {
+        SocialSnapshot = "org.ecpat.social.metrics.snapshot",
+        Publication = "org.ecpat.research.publication.recorded",
+        UnSubmission = "org.ecpat.un.submission.recorded",
+        UnRecommendation = "org.ecpat.un.recommendation.outcome",
+        MediaStory = "org.ecpat.media.story.recorded",
+        AdvocacyInitiative = "org.ecpat.advocacy.initiative.recorded",
+        SurvivorParticipation = "org.ecpat.survivors.participation.recorded",
+        ChildOutreach = "org.ecpat.children.outreach.recorded",
+        CapacityTraining = "org.ecpat.capacity.training.recorded",
+        MemberExpertise = "org.ecpat.member.expertise.assessed",
+        Withdrawal = "org.ecpat.record.withdrawn",
+    }
+);
+
+str_enum!(
+    /// Social metrics; each is its own series per post.
+    Metric {
+        Likes = "likes",
+        Shares = "shares",
+        Clicks = "clicks",
+        Stories = "stories",
+        Comments = "comments",
+        Views = "views",
+        Impressions = "impressions",
+    }
+);
+
+str_enum!(
+    /// A publication's reach.
+    Scope { Global = "global", Thematic = "thematic", Regional = "regional", National = "national" }
+);
+
+str_enum!(
+    /// Themes a publication can cover.
+    Theme {
+        Prostitution = "prostitution",
+        TravelTourism = "travel_tourism",
+        Online = "online",
+        Trafficking = "trafficking",
+        AccessToJustice = "access_to_justice",
+        ChildParticipation = "child_participation",
+        RecoveryReintegration = "recovery_reintegration",
+        Legislation = "legislation",
+        Other = "other",
+    }
+);
+
+str_enum!(
+    /// Human-rights mechanisms a submission can go to.
+    Mechanism {
+        Upr = "upr",
+        Crc = "crc",
+        UnSpecialProcedures = "un_special_procedures",
+        UnOther = "un_other",
+        Acerwc = "acerwc",
+        Achpr = "achpr",
+        CouncilOfEurope = "council_of_europe",
+        EuropeanUnion = "european_union",
+        Iachr = "iachr",
+        RegionalOther = "regional_other",
+    }
+);
+
+impl Mechanism {
+    /// `global` for the UN mechanisms, `regional` for the others (ND1's breakdown).
+    pub fn level(self) -> &'static str {
+        match self {
+            Self::Upr | Self::Crc | Self::UnSpecialProcedures | Self::UnOther => "global",
+            _ => "regional",
+        }
+    }
+}
+
+str_enum!(
+    /// Mechanisms whose outcomes take up ECPAT recommendations.
+    RecommendationMechanism { Upr = "upr", Crc = "crc" }
+);
+
+str_enum!(
+    /// How much the private sector is engaged in an advocacy initiative.
+    Engagement { None = "none", Limited = "limited", Significant = "significant" }
+);
+
+str_enum!(
+    /// What survivors took part in.
+    Activity { Programme = "programme", Advocacy = "advocacy" }
+);
+
+str_enum!(
+    /// Who reached children.
+    OrganisationKind { Member = "member", Partner = "partner" }
+);
+
+str_enum!(
+    /// The medium through which children were addressed.
+    Channel {
+        SocialMedia = "social_media",
+        ParticipatoryMedia = "participatory_media",
+        TraditionalMedia = "traditional_media",
+    }
+);
+
+str_enum!(
+    /// Manifestations of sexual exploitation of children (ND3).
+    Manifestation {
+        Prostitution = "prostitution",
+        TravelTourism = "travel_tourism",
+        Online = "online",
+        Trafficking = "trafficking",
+    }
+);
+
+/// One metric series of a social post: the post's attributes as of the series' current
+/// snapshot, and that metric's cumulative total.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SocialSeries {
+    pub platform: String,
+    pub post_id: String,
+    pub metric: Metric,
+    pub value: i64,
+    pub member: String,
+    pub published_at: DateTime<Utc>,
+    pub publication_id: Option<String>,
+    pub url: Option<String>,
+}
+
+/// A research study, review or national overview.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Publication {
+    pub publication_id: String,
+    pub title: String,
+    pub scope: Scope,
+    pub countries: Vec<String>,
+    pub themes: Vec<Theme>,
+    pub contributed: bool,
+    pub published_on: NaiveDate,
+    pub doi: Option<String>,
+    pub url: Option<String>,
+}
+
+/// A report to a UN or regional human-rights mechanism.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UnSubmission {
+    pub submission_id: String,
+    pub mechanism: Mechanism,
+    pub country: String,
+    pub submitted_on: NaiveDate,
+    pub cycle: Option<String>,
+    pub in_alliance: bool,
+    pub members: Vec<String>,
+    pub document: Option<String>,
+}
+
+/// The outcome of one ECPAT recommendation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UnRecommendation {
+    pub recommendation_id: String,
+    pub mechanism: RecommendationMechanism,
+    pub country: String,
+    pub taken_up: bool,
+    pub document: Option<String>,
+    pub paragraph: Option<serde_json::Value>,
+    pub decided_on: NaiveDate,
+}
+
+/// A story in the media by a member.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MediaStory {
+    pub story_id: String,
+    pub member: String,
+    pub outlet: String,
+    pub global_advocacy: bool,
+    pub published_on: NaiveDate,
+    pub url: Option<String>,
+}
+
+/// An advocacy initiative.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AdvocacyInitiative {
+    pub initiative_id: String,
+    pub title: String,
+    pub private_sector_engagement: Engagement,
+    pub partners: Vec<String>,
+    pub started_on: NaiveDate,
+}
+
+/// Survivors taking part in a programme or in advocacy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SurvivorParticipation {
+    pub participation_id: String,
+    pub country: String,
+    pub activity: Activity,
+    pub date: NaiveDate,
+}
+
+/// A member or partner addressing children through the media.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChildOutreach {
+    pub outreach_id: String,
+    pub organisation: String,
+    pub organisation_kind: OrganisationKind,
+    pub channel: Channel,
+    pub regular: bool,
+    pub date: NaiveDate,
+}
+
+/// A capacity-building activity and the members who benefited.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CapacityTraining {
+    pub training_id: String,
+    pub title: String,
+    pub held_on: NaiveDate,
+    pub beneficiaries: Vec<String>,
+}
+
+/// A member's technical expertise in one year.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemberExpertise {
+    pub member: String,
+    pub year: i32,
+    pub manifestations: Vec<Manifestation>,
+}
+
+/// A current record, as counted by the indicators.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "record_type", rename_all = "snake_case")]
+pub enum Record {
+    SocialPost(SocialSeries),
+    Publication(Publication),
+    UnSubmission(UnSubmission),
+    UnRecommendation(UnRecommendation),
+    MediaStory(MediaStory),
+    AdvocacyInitiative(AdvocacyInitiative),
+    SurvivorParticipation(SurvivorParticipation),
+    ChildOutreach(ChildOutreach),
+    CapacityTraining(CapacityTraining),
+    MemberExpertise(MemberExpertise),
+}
+
+/// Identifies one versioned record: its type and its key fields, encoded as a JSON array
+/// (e.g. `["x","123","likes"]`) so that the text is unambiguous.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RecordKey {
+    pub record_type: RecordType,
+    pub key: String,
+}
+
+/// Canonical text of a key made of several parts.
+fn key_text(parts: &[serde_json::Value]) -> String {
+    serde_json::Value::Array(parts.to_vec()).to_string()
+}
+
+/// The key of a social post (all its series), used to apply a post withdrawal.
+pub fn post_key(platform: &str, post_id: &str) -> String {
+    key_text(&[platform.into(), post_id.into()])
+}
+
+impl Record {
+    /// The record's type.
+    pub fn record_type(&self) -> RecordType {
+        match self {
+            Record::SocialPost(_) => RecordType::SocialPost,
+            Record::Publication(_) => RecordType::Publication,
+            Record::UnSubmission(_) => RecordType::UnSubmission,
+            Record::UnRecommendation(_) => RecordType::UnRecommendation,
+            Record::MediaStory(_) => RecordType::MediaStory,
+            Record::AdvocacyInitiative(_) => RecordType::AdvocacyInitiative,
+            Record::SurvivorParticipation(_) => RecordType::SurvivorParticipation,
+            Record::ChildOutreach(_) => RecordType::ChildOutreach,
+            Record::CapacityTraining(_) => RecordType::CapacityTraining,
+            Record::MemberExpertise(_) => RecordType::MemberExpertise,
+        }
+    }
+
+    /// The key this record is a version of.
+    pub fn key(&self) -> RecordKey {
+        let key = match self {
+            Record::SocialPost(s) => {
+                key_text(&[s.platform.as_str().into(), s.post_id.as_str().into(), s.metric.as_str().into()])
+            }
+            Record::Publication(r) => key_text(&[r.publication_id.as_str().into()]),
+            Record::UnSubmission(r) => key_text(&[r.submission_id.as_str().into()]),
+            Record::UnRecommendation(r) => key_text(&[r.recommendation_id.as_str().into()]),
+            Record::MediaStory(r) => key_text(&[r.story_id.as_str().into()]),
+            Record::AdvocacyInitiative(r) => key_text(&[r.initiative_id.as_str().into()]),
+            Record::SurvivorParticipation(r) => key_text(&[r.participation_id.as_str().into()]),
+            Record::ChildOutreach(r) => key_text(&[r.outreach_id.as_str().into()]),
+            Record::CapacityTraining(r) => key_text(&[r.training_id.as_str().into()]),
+            Record::MemberExpertise(r) => key_text(&[r.member.as_str().into(), r.year.into()]),
+        };
+        RecordKey { record_type: self.record_type(), key }
+    }
+
+    /// For a social series, the key of its post; `None` for other records.
+    pub fn group(&self) -> Option<String> {
+        match self {
+            Record::SocialPost(s) => Some(post_key(&s.platform, &s.post_id)),
+            _ => None,
+        }
+    }
+}
+
+/// What one event says about one record or group of records.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// A version of one record (a social snapshot gives one per metric it carries).
+    Upsert(Record),
+    /// The named record does not exist (from this version on).
+    Withdraw(RecordKey),
+    /// Every series of a social post, including ones not yet seen, does not exist.
+    WithdrawPost(String),
+}

@@ -1,0 +1,507 @@
+//! Applying a batch of messages in one transaction: store new events, move the current
+//! versions, update the tallies, keep the rejections, and notify listeners.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::{PgConnection, PgPool};
+
+use super::APPLY_LOCK;
+use crate::envelope::{Decoded, Event, MAX_BODY, Reason, Version};
+use crate::indicators::Code;
+use crate::indicators::rules::TallyKey;
+use crate::indicators::tally::Delta;
+use crate::ledger::{self, Before, Current, PostWithdrawal};
+use crate::records::{Change, Record, RecordKey, RecordType};
+
+/// The PostgreSQL channel on which changed totals are announced.
+pub const TALLY_CHANNEL: &str = "ecpat_tallies";
+/// How much of an oversized body is kept.
+const KEPT_PREFIX: usize = 64 * 1024;
+/// NOTIFY payloads must stay under 8000 bytes.
+const NOTIFY_CHUNK: usize = 7000;
+
+/// One message taken from the broker, decoded.
+#[derive(Debug)]
+pub struct Message {
+    pub routing_key: String,
+    /// The AMQP headers, as JSON (kept with rejections).
+    pub headers: serde_json::Value,
+    /// The body's size in bytes.
+    pub size: usize,
+    pub decoded: Decoded,
+}
+
+/// A total that changed, as announced to dashboards.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TotalChange {
+    pub code: String,
+    pub period: String,
+    pub value: i64,
+}
+
+/// What a batch did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub applied: usize,
+    pub duplicates: usize,
+    pub stale: usize,
+    pub rejected: Vec<Reason>,
+    pub totals: Vec<TotalChange>,
+}
+
+/// Applies `messages` in one transaction; nothing is written if it fails.
+pub async fn apply(pool: &PgPool, messages: &[Message]) -> Result<Outcome, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query!("select pg_advisory_xact_lock($1)", APPLY_LOCK).execute(&mut *tx).await?;
+    let mut outcome = Outcome::default();
+
+    let (fresh, in_batch_duplicates) = unique_events(messages);
+    let inserted = insert_events(&mut tx, &fresh).await?;
+    outcome.duplicates = in_batch_duplicates + fresh.len() - inserted.len();
+    let new_events: Vec<(i64, &Event)> = inserted.into_iter().map(|(seq, i)| (seq, fresh[i].1)).collect();
+
+    let before = load_before(&mut tx, &new_events).await?;
+    let plan = ledger::plan(&before, &new_events);
+    outcome.applied = plan.applied;
+    outcome.stale = plan.stale;
+    write_records(&mut tx, &plan.records).await?;
+    write_post_withdrawals(&mut tx, &plan.post_withdrawals).await?;
+    outcome.totals = apply_delta_in(&mut tx, plan.delta).await?;
+
+    outcome.rejected = insert_rejections(&mut tx, messages).await?;
+    notify(&mut tx, &outcome.totals).await?;
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// The batch's events, first of each (`source`, `id`) only, sorted by that pair, with the
+/// routing key of their message; and how many in-batch duplicates were dropped.
+fn unique_events(messages: &[Message]) -> (Vec<(&str, &Event)>, usize) {
+    let mut seen = HashSet::new();
+    let mut events = Vec::new();
+    let mut duplicates = 0;
+    for message in messages {
+        for event in &message.decoded.events {
+            if seen.insert((event.source.as_str(), event.id.as_str())) {
+                events.push((message.routing_key.as_str(), event));
+            } else {
+                duplicates += 1;
+            }
+        }
+    }
+    events.sort_by(|a, b| (&a.1.source, &a.1.id).cmp(&(&b.1.source, &b.1.id)));
+    (events, duplicates)
+}
+
+/// What an event is a version of: its record type and keys, as stored with it.
+fn targets(event: &Event) -> (RecordType, Vec<String>) {
+    let mut record_type = RecordType::SocialPost;
+    let keys = event
+        .changes
+        .iter()
+        .map(|change| match change {
+            Change::Upsert(record) => {
+                record_type = record.record_type();
+                record.key().key
+            }
+            Change::Withdraw(key) => {
+                record_type = key.record_type;
+                key.key.clone()
+            }
+            Change::WithdrawPost(post) => post.clone(),
+        })
+        .collect();
+    (record_type, keys)
+}
+
+/// Inserts the events that are not stored yet; returns their sequence numbers with
+/// their index in `events`.
+async fn insert_events(tx: &mut PgConnection, events: &[(&str, &Event)]) -> Result<Vec<(i64, usize)>, sqlx::Error> {
+    if events.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut sources = Vec::new();
+    let mut ids = Vec::new();
+    let mut types = Vec::new();
+    let mut times: Vec<DateTime<Utc>> = Vec::new();
+    let mut routing_keys = Vec::new();
+    let mut record_types = Vec::new();
+    let mut keys = Vec::new();
+    let mut bodies = Vec::new();
+    for (routing_key, event) in events {
+        let (record_type, record_keys) = targets(event);
+        sources.push(event.source.clone());
+        ids.push(event.id.clone());
+        types.push(event.event_type.as_str().to_owned());
+        times.push(event.time.to_utc());
+        routing_keys.push(sanitize(routing_key));
+        record_types.push(record_type.as_str().to_owned());
+        keys.push(serde_json::to_string(&record_keys).expect("strings serialize"));
+        bodies.push(event.raw.clone());
+    }
+    let rows = sqlx::query!(
+        r#"insert into events (source, id, type, time, routing_key, record_type, record_keys, body)
+        select s, i, t, tm, rk, rt, array(select json_array_elements_text(k::json)), b::json
+        from unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::text[])
+            as u(s, i, t, tm, rk, rt, k, b)
+        on conflict (source, id) do nothing
+        returning seq, source, id"#,
+        &sources,
+        &ids,
+        &types,
+        &times,
+        &routing_keys,
+        &record_types,
+        &keys,
+        &bodies,
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let index: HashMap<(&str, &str), usize> =
+        events.iter().enumerate().map(|(i, (_, e))| ((e.source.as_str(), e.id.as_str()), i)).collect();
+    Ok(rows.iter().map(|r| (r.seq, index[&(r.source.as_str(), r.id.as_str())])).collect())
+}
+
+/// Text columns cannot hold NUL; routing keys are the only unchecked text we store.
+fn sanitize(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
+}
+
+/// Loads the current versions of everything the new events name.
+async fn load_before(tx: &mut PgConnection, events: &[(i64, &Event)]) -> Result<Before, sqlx::Error> {
+    let mut types = Vec::new();
+    let mut keys = Vec::new();
+    let mut posts = HashSet::new();
+    let mut withdrawn_posts = HashSet::new();
+    for (_, event) in events {
+        for change in &event.changes {
+            match change {
+                Change::Upsert(record) => {
+                    let key = record.key();
+                    types.push(key.record_type.as_str().to_owned());
+                    keys.push(key.key);
+                    posts.extend(record.group());
+                }
+                Change::Withdraw(key) => {
+                    types.push(key.record_type.as_str().to_owned());
+                    keys.push(key.key.clone());
+                }
+                Change::WithdrawPost(post) => {
+                    posts.insert(post.clone());
+                    withdrawn_posts.insert(post.clone());
+                }
+            }
+        }
+    }
+    let withdrawn_posts: Vec<String> = withdrawn_posts.into_iter().collect();
+    let posts: Vec<String> = posts.into_iter().collect();
+    let rows = sqlx::query!(
+        r#"select record_type, record_key, post_key, version_secs, version_nanos, version_source, version_id,
+            event_seq, record::text as record
+        from records
+        where (record_type, record_key) in (select * from unnest($1::text[], $2::text[]))
+           or post_key = any($3::text[])"#,
+        &types,
+        &keys,
+        &withdrawn_posts,
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut before = Before::default();
+    for row in rows {
+        let record_type = RecordType::parse(&row.record_type).ok_or_else(|| corrupt("record_type", &row.record_type))?;
+        let record = row
+            .record
+            .map(|text| serde_json::from_str::<Record>(&text).map_err(|e| corrupt("record", &e.to_string())))
+            .transpose()?;
+        let version = Version {
+            secs: row.version_secs,
+            nanos: row.version_nanos as u32,
+            source: row.version_source,
+            id: row.version_id,
+        };
+        let current = Current { version, record, event_seq: row.event_seq, post_key: row.post_key };
+        before.records.insert(RecordKey { record_type, key: row.record_key }, current);
+    }
+    let rows = sqlx::query!(
+        r#"select post_key, version_secs, version_nanos, version_source, version_id, event_seq
+        from post_withdrawals where post_key = any($1::text[])"#,
+        &posts,
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for row in rows {
+        let version = Version {
+            secs: row.version_secs,
+            nanos: row.version_nanos as u32,
+            source: row.version_source,
+            id: row.version_id,
+        };
+        before.post_withdrawals.insert(row.post_key, PostWithdrawal { version, event_seq: row.event_seq });
+    }
+    Ok(before)
+}
+
+fn corrupt(what: &str, detail: &str) -> sqlx::Error {
+    sqlx::Error::Protocol(format!("stored {what} cannot be read: {detail}"))
+}
+
+async fn write_records(tx: &mut PgConnection, records: &[(RecordKey, Current)]) -> Result<(), sqlx::Error> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let mut types = Vec::new();
+    let mut keys = Vec::new();
+    let mut posts: Vec<Option<String>> = Vec::new();
+    let mut secs = Vec::new();
+    let mut nanos = Vec::new();
+    let mut sources = Vec::new();
+    let mut ids = Vec::new();
+    let mut seqs = Vec::new();
+    let mut bodies: Vec<Option<String>> = Vec::new();
+    for (key, current) in records {
+        types.push(key.record_type.as_str().to_owned());
+        keys.push(key.key.clone());
+        posts.push(current.post_key.clone());
+        secs.push(current.version.secs);
+        nanos.push(current.version.nanos as i32);
+        sources.push(current.version.source.clone());
+        ids.push(current.version.id.clone());
+        seqs.push(current.event_seq);
+        bodies.push(current.record.as_ref().map(|r| serde_json::to_string(r).expect("records serialize")));
+    }
+    sqlx::query!(
+        r#"insert into records (record_type, record_key, post_key, version_secs, version_nanos, version_source,
+            version_id, event_seq, record)
+        select rt, rk, pk, vs, vn, vsrc, vid, seq, rec::json
+        from unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int4[], $6::text[], $7::text[], $8::int8[],
+            $9::text[]) as u(rt, rk, pk, vs, vn, vsrc, vid, seq, rec)
+        on conflict (record_type, record_key) do update set
+            post_key = excluded.post_key, version_secs = excluded.version_secs,
+            version_nanos = excluded.version_nanos, version_source = excluded.version_source,
+            version_id = excluded.version_id, event_seq = excluded.event_seq, record = excluded.record,
+            updated_at = now()"#,
+        &types,
+        &keys,
+        &posts as &[Option<String>],
+        &secs,
+        &nanos,
+        &sources,
+        &ids,
+        &seqs,
+        &bodies as &[Option<String>],
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+async fn write_post_withdrawals(tx: &mut PgConnection, posts: &[(String, PostWithdrawal)]) -> Result<(), sqlx::Error> {
+    if posts.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<String> = posts.iter().map(|(k, _)| k.clone()).collect();
+    let secs: Vec<i64> = posts.iter().map(|(_, w)| w.version.secs).collect();
+    let nanos: Vec<i32> = posts.iter().map(|(_, w)| w.version.nanos as i32).collect();
+    let sources: Vec<String> = posts.iter().map(|(_, w)| w.version.source.clone()).collect();
+    let ids: Vec<String> = posts.iter().map(|(_, w)| w.version.id.clone()).collect();
+    let seqs: Vec<i64> = posts.iter().map(|(_, w)| w.event_seq).collect();
+    sqlx::query!(
+        r#"insert into post_withdrawals (post_key, version_secs, version_nanos, version_source, version_id, event_seq)
+        select * from unnest($1::text[], $2::int8[], $3::int4[], $4::text[], $5::text[], $6::int8[])
+        on conflict (post_key) do update set
+            version_secs = excluded.version_secs, version_nanos = excluded.version_nanos,
+            version_source = excluded.version_source, version_id = excluded.version_id,
+            event_seq = excluded.event_seq"#,
+        &keys,
+        &secs,
+        &nanos,
+        &sources,
+        &ids,
+        &seqs,
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Columns of tally keys, for `unnest`.
+#[derive(Default)]
+struct KeyColumns {
+    indicators: Vec<String>,
+    periods: Vec<String>,
+    dimensions: Vec<String>,
+    keys: Vec<String>,
+}
+
+impl KeyColumns {
+    fn push(&mut self, key: &TallyKey) {
+        self.indicators.push(key.indicator.as_str().to_owned());
+        self.periods.push(key.period.clone());
+        self.dimensions.push(key.dimension.to_owned());
+        self.keys.push(key.key.clone());
+    }
+}
+
+/// Moves the distinct items' reference counts, turns the items that started or stopped
+/// counting into sums, and adds the sums to the tallies. Returns the changed totals.
+pub(super) async fn apply_delta_in(tx: &mut PgConnection, delta: Delta) -> Result<Vec<TotalChange>, sqlx::Error> {
+    let Delta { mut sums, items } = delta;
+    if !items.is_empty() {
+        let mut columns = KeyColumns::default();
+        let mut names = Vec::new();
+        let mut refs = Vec::new();
+        for ((key, item), change) in &items {
+            columns.push(key);
+            names.push(item.clone());
+            refs.push(*change);
+        }
+        let rows = sqlx::query!(
+            r#"insert into tally_items (indicator, period, dimension, key, item, refs)
+            select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[])
+            on conflict (indicator, period, dimension, key, item) do update set refs = tally_items.refs + excluded.refs
+            returning indicator, period, dimension, key, item, refs"#,
+            &columns.indicators,
+            &columns.periods,
+            &columns.dimensions,
+            &columns.keys,
+            &names,
+            &refs,
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let by_name: HashMap<(&str, &str, &str, &str, &str), &(TallyKey, String)> = items
+            .keys()
+            .map(|k| ((k.0.indicator.as_str(), k.0.period.as_str(), k.0.dimension, k.0.key.as_str(), k.1.as_str()), k))
+            .collect();
+        for row in &rows {
+            let id = (row.indicator.as_str(), row.period.as_str(), row.dimension.as_str(), row.key.as_str(), row.item.as_str());
+            let entry = by_name[&id];
+            let old = row.refs - items[entry];
+            let counted = match (old > 0, row.refs > 0) {
+                (false, true) => 1,
+                (true, false) => -1,
+                _ => 0,
+            };
+            if counted != 0 {
+                *sums.entry(entry.0.clone()).or_default() += counted;
+            }
+        }
+    }
+    sums.retain(|_, v| *v != 0);
+    if sums.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut columns = KeyColumns::default();
+    let mut values = Vec::new();
+    for (key, value) in &sums {
+        columns.push(key);
+        values.push(*value);
+    }
+    let rows = sqlx::query!(
+        r#"insert into tallies (indicator, period, dimension, key, value)
+        select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[])
+        on conflict (indicator, period, dimension, key) do update
+            set value = tallies.value + excluded.value, updated_at = now()
+        returning indicator, period, dimension, value"#,
+        &columns.indicators,
+        &columns.periods,
+        &columns.dimensions,
+        &columns.keys,
+        &values,
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut totals: Vec<TotalChange> = rows
+        .into_iter()
+        .filter(|r| r.dimension.is_empty())
+        .map(|r| TotalChange { code: r.indicator, period: r.period, value: r.value })
+        .collect();
+    totals.sort_by(|a, b| (code_rank(&a.code), &a.period).cmp(&(code_rank(&b.code), &b.period)));
+    Ok(totals)
+}
+
+fn code_rank(code: &str) -> usize {
+    Code::ALL.iter().position(|c| c.as_str() == code).unwrap_or(usize::MAX)
+}
+
+/// Stores every rejection of the batch; returns their reasons.
+async fn insert_rejections(tx: &mut PgConnection, messages: &[Message]) -> Result<Vec<Reason>, sqlx::Error> {
+    let mut reasons = Vec::new();
+    let mut details = Vec::new();
+    let mut routing_keys = Vec::new();
+    let mut headers = Vec::new();
+    let mut bodies = Vec::new();
+    let mut sizes = Vec::new();
+    let mut hashes = Vec::new();
+    let mut truncated = Vec::new();
+    let mut indexes: Vec<Option<i32>> = Vec::new();
+    for message in messages {
+        for rejection in &message.decoded.rejections {
+            let whole = rejection.raw.len() > MAX_BODY;
+            let kept = if whole { &rejection.raw[..KEPT_PREFIX] } else { &rejection.raw[..] };
+            reasons.push(rejection.reason);
+            details.push(sanitize(&rejection.detail));
+            routing_keys.push(sanitize(&message.routing_key));
+            headers.push(message.headers.to_string());
+            bodies.push(kept.to_vec());
+            sizes.push(rejection.raw.len() as i64);
+            hashes.push(hex::encode(Sha256::digest(&rejection.raw)));
+            truncated.push(whole);
+            indexes.push(rejection.index.map(|i| i as i32));
+        }
+    }
+    if reasons.is_empty() {
+        return Ok(reasons);
+    }
+    let reason_texts: Vec<String> = reasons.iter().map(|r| r.as_str().to_owned()).collect();
+    sqlx::query!(
+        r#"insert into rejections (reason, detail, routing_key, headers, body, size, sha256, truncated, batch_index)
+        select r, d, rk, h::json, b, s, sh, t, bi
+        from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::int8[], $7::text[], $8::bool[],
+            $9::int4[]) as u(r, d, rk, h, b, s, sh, t, bi)"#,
+        &reason_texts,
+        &details,
+        &routing_keys,
+        &headers,
+        &bodies,
+        &sizes,
+        &hashes,
+        &truncated,
+        &indexes as &[Option<i32>],
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(reasons)
+}
+
+/// Announces the changed totals on [`TALLY_CHANNEL`], delivered at commit.
+async fn notify(tx: &mut PgConnection, totals: &[TotalChange]) -> Result<(), sqlx::Error> {
+    let mut chunks: Vec<Vec<&TotalChange>> = vec![];
+    let mut size = 0;
+    for total in totals {
+        if chunks.is_empty() || size > NOTIFY_CHUNK {
+            chunks.push(vec![]);
+            size = 0;
+        }
+        size += 64 + total.code.len() + total.period.len();
+        chunks.last_mut().expect("a chunk").push(total);
+    }
+    for chunk in chunks {
+        let payload = serde_json::to_string(&chunk).expect("totals serialize");
+        sqlx::query!("select pg_notify($1, $2)", TALLY_CHANNEL, payload).execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// Rejection counts by reason, for logs.
+pub fn count_reasons(reasons: &[Reason]) -> BTreeMap<&'static str, usize> {
+    let mut counts = BTreeMap::new();
+    for reason in reasons {
+        *counts.entry(reason.as_str()).or_default() += 1;
+    }
+    counts
+}
