@@ -55,3 +55,6 @@ impl Period {
         &self.0
     }
 }
+
+#[cfg(test)]
+mod tests;

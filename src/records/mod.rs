@@ -376,3 +376,6 @@ pub enum Change {
     /// Every series of a social post, including ones not yet seen, does not exist.
     WithdrawPost(String),
 }
+
+#[cfg(test)]
+mod tests;

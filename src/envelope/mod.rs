@@ -182,3 +182,6 @@ fn attribute_text(map: &Map<String, Value>, name: &str, max: usize) -> Result<St
     }
     Ok(text.clone())
 }
+
+#[cfg(test)]
+mod tests;
