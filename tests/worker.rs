@@ -277,3 +277,43 @@ async fn rejected_messages_can_be_replayed_after_a_fix() {
     env.wait_for_counts(0, 3, WAIT).await;
     env.cleanup().await;
 }
+
+/// The demo set's totals, computed independently by `examples/generate_demo.py` and a
+/// second hand-written recount (see docs/indicators.md, "Demo data").
+const DEMO_TOTALS: [(&str, i64); 13] = [
+    ("KE1", 7),
+    ("KE2", 14),
+    ("KE3", 20453),
+    ("AP1", 20),
+    ("AP2", 7),
+    ("AP3", 13),
+    ("AP4", 6),
+    ("CV1", 15),
+    ("CV2", 12),
+    ("CV3", 6),
+    ("ND1", 16),
+    ("ND2", 16),
+    ("ND3", 6),
+];
+
+#[tokio::test]
+async fn the_demo_set_published_by_the_cli_gives_its_documented_totals() {
+    let mut env = TestEnv::new("demo").await;
+    let w = env.spawn_worker();
+    env.worker(w).wait_ready(WAIT).await;
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo-events.jsonl");
+    let lines = std::fs::read_to_string(&file).unwrap().lines().filter(|l| !l.trim().is_empty()).count();
+
+    let published = ecpat_indicators::cli::publish(&env.settings, &file).await.unwrap();
+    assert_eq!(published, lines);
+    env.wait_for_counts(lines as i64, 0, WAIT).await;
+
+    for (code, total) in DEMO_TOTALS {
+        assert_eq!(env.value(code, "all", "", "").await, total, "{code}");
+    }
+    for (code, year, value) in [("KE3", "2018", 3013), ("KE3", "2021", 2620), ("AP3", "2020", 8), ("KE2", "2021", 6), ("ND3", "2019", 5)] {
+        assert_eq!(env.value(code, year, "", "").await, value, "{code} {year}");
+    }
+    assert_recompute_matches(&env).await;
+    env.cleanup().await;
+}

@@ -283,3 +283,11 @@ pub fn event(source: &str, id: &str, time: &str, event_type: &str, data: Value) 
         "data": data,
     })
 }
+
+pub mod generate;
+pub mod model;
+
+/// The stored values in the model's shape.
+pub fn as_model(rows: &[ValueRow]) -> model::Values {
+    rows.iter().map(|r| ((r.indicator.clone(), r.period.clone(), r.dimension.clone(), r.key.clone()), r.value)).collect()
+}

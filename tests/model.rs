@@ -1,0 +1,96 @@
+//! Property: any set of events (with corrections, withdrawals, revivals and duplicates),
+//! in any arrival order and split into batches in any way, gives exactly the tallies of a
+//! brute-force model of the contract, and `recompute` gives them too.
+
+mod common;
+
+use common::generate::{Rng, events};
+use common::{TestEnv, as_model, model};
+use ecpat_indicators::envelope::decode;
+use ecpat_indicators::store::batch::{Message, apply};
+use ecpat_indicators::store::recompute::recompute;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use serde_json::Value;
+
+/// Splits `events` into batches of messages; some messages are CloudEvents batches.
+fn batches(events: &[Value], rng: &mut Rng, max_batch: u64) -> Vec<Vec<Message>> {
+    let mut out = Vec::new();
+    let mut rest = events;
+    while !rest.is_empty() {
+        let take = (1 + rng.below(max_batch) as usize).min(rest.len());
+        let (batch, tail) = rest.split_at(take);
+        rest = tail;
+        let mut messages = Vec::new();
+        let mut inner = batch;
+        while !inner.is_empty() {
+            let group = if rng.chance(30) { (1 + rng.below(5) as usize).min(inner.len()) } else { 1 };
+            let (chunk, tail) = inner.split_at(group);
+            inner = tail;
+            let body = if group == 1 && rng.chance(80) { chunk[0].to_string() } else { Value::from(chunk.to_vec()).to_string() };
+            messages.push(Message {
+                routing_key: "org.ecpat.test".into(),
+                headers: Value::Object(Default::default()),
+                size: body.len(),
+                decoded: decode(body.as_bytes()),
+            });
+        }
+        out.push(messages);
+    }
+    out
+}
+
+fn shuffled(events: &[Value], rng: &mut Rng) -> Vec<Value> {
+    let mut out = events.to_vec();
+    for i in (1..out.len()).rev() {
+        out.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    out
+}
+
+async fn reset(env: &TestEnv) {
+    sqlx::query("truncate events, records, post_withdrawals, tallies, tally_items, rejections restart identity cascade")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_arrival_order_and_batch_split_gives_the_model_tallies() {
+    let env = TestEnv::new("model").await;
+    let handle = tokio::runtime::Handle::current();
+    let mut runner = TestRunner::new(Config { cases: 40, ..Config::default() });
+    let strategy = (any::<u64>(), 1usize..300, any::<u64>(), 1u64..80);
+    let result = runner.run(&strategy, |(seed, n, order_seed, max_batch)| {
+        tokio::task::block_in_place(|| {
+            handle.block_on(async {
+                reset(&env).await;
+                let mut rng = Rng::new(order_seed);
+                let arrivals = shuffled(&events(seed, n), &mut rng);
+                let expected = model::values(&arrivals);
+
+                for batch in batches(&arrivals, &mut rng, max_batch) {
+                    apply(&env.pool, &batch).await.unwrap();
+                }
+                let incremental = as_model(&env.values().await);
+                prop_assert_eq!(&incremental, &expected, "incremental tallies differ from the model");
+
+                // Everything again, in another order and split: all duplicates, no change.
+                let again = shuffled(&arrivals, &mut rng);
+                for batch in batches(&again, &mut rng, max_batch) {
+                    let outcome = apply(&env.pool, &batch).await.unwrap();
+                    prop_assert_eq!(outcome.applied + outcome.stale, 0);
+                }
+                prop_assert_eq!(&as_model(&env.values().await), &expected, "duplicates changed a tally");
+
+                recompute(&env.pool).await.unwrap();
+                prop_assert_eq!(&as_model(&env.values().await), &expected, "recompute differs from the model");
+                Ok(())
+            })
+        })
+    });
+    env.cleanup().await;
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
