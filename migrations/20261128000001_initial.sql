@@ -2,9 +2,11 @@
 -- indicator tallies, and every rejected message.
 
 -- Every accepted event, exactly as received. `source` + `id` identifies an event: a second
--- one with the same pair is a duplicate.
+-- one with the same pair is a duplicate. `event_key` is the SHA-256 of that pair (a
+-- btree entry of a 1024-character source could exceed PostgreSQL's index row limit).
 create table events (
     seq bigserial primary key,
+    event_key bytea not null unique,
     source text not null,
     id text not null,
     type text not null,
@@ -15,8 +17,7 @@ create table events (
     record_type text not null,
     record_keys text[] not null,
     -- `json`, not `jsonb`: kept verbatim, and `\u0000` is allowed
-    body json not null,
-    unique (source, id)
+    body json not null
 );
 create index events_record_keys on events using gin (record_keys);
 

@@ -317,3 +317,19 @@ async fn the_demo_set_published_by_the_cli_gives_its_documented_totals() {
     assert_recompute_matches(&env).await;
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_longest_multibyte_source_and_id_are_stored_and_deduplicated() {
+    let mut env = TestEnv::new("long_keys").await;
+    let w = env.spawn_worker();
+    env.worker(w).wait_ready(WAIT).await;
+    let mut long = publication("x", "2019-05-01T10:00:00Z", "pub-1", "global", "2019-04-30");
+    long["source"] = json!("€".repeat(1024));
+    long["id"] = json!("💡".repeat(256));
+
+    env.publish(&[long.clone(), long]).await;
+    env.wait_for_counts(1, 0, WAIT).await;
+
+    assert_eq!(env.value("KE1", "all", "", "").await, 1);
+    env.cleanup().await;
+}

@@ -142,13 +142,15 @@ async fn insert_events(tx: &mut PgConnection, events: &[(&str, &Event)]) -> Resu
         keys.push(serde_json::to_string(&record_keys).expect("strings serialize"));
         bodies.push(event.raw.clone());
     }
+    let hashes: Vec<Vec<u8>> = events.iter().map(|(_, e)| event_key(&e.source, &e.id)).collect();
     let rows = sqlx::query!(
-        r#"insert into events (source, id, type, time, routing_key, record_type, record_keys, body)
-        select s, i, t, tm, rk, rt, array(select json_array_elements_text(k::json)), b::json
-        from unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::text[])
-            as u(s, i, t, tm, rk, rt, k, b)
-        on conflict (source, id) do nothing
+        r#"insert into events (event_key, source, id, type, time, routing_key, record_type, record_keys, body)
+        select ek, s, i, t, tm, rk, rt, array(select json_array_elements_text(k::json)), b::json
+        from unnest($1::bytea[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::text[],
+            $8::text[], $9::text[]) as u(ek, s, i, t, tm, rk, rt, k, b)
+        on conflict (event_key) do nothing
         returning seq, source, id"#,
+        &hashes,
         &sources,
         &ids,
         &types,
@@ -163,6 +165,16 @@ async fn insert_events(tx: &mut PgConnection, events: &[(&str, &Event)]) -> Resu
     let index: HashMap<(&str, &str), usize> =
         events.iter().enumerate().map(|(i, (_, e))| ((e.source.as_str(), e.id.as_str()), i)).collect();
     Ok(rows.iter().map(|r| (r.seq, index[&(r.source.as_str(), r.id.as_str())])).collect())
+}
+
+/// The SHA-256 of an event's identity: `source` and `id`, each length-prefixed.
+fn event_key(source: &str, id: &str) -> Vec<u8> {
+    let mut hasher = Sha256::new();
+    for part in [source, id] {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hasher.finalize().to_vec()
 }
 
 /// Text columns cannot hold NUL; routing keys are the only unchecked text we store.
@@ -328,6 +340,9 @@ async fn write_post_withdrawals(tx: &mut PgConnection, posts: &[(String, PostWit
     Ok(())
 }
 
+/// A distinct item's tally and name, as text: (indicator, period, dimension, key, item).
+type ItemId<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
+
 /// Columns of tally keys, for `unnest`.
 #[derive(Default)]
 struct KeyColumns {
@@ -373,7 +388,7 @@ pub(super) async fn apply_delta_in(tx: &mut PgConnection, delta: Delta) -> Resul
         )
         .fetch_all(&mut *tx)
         .await?;
-        let by_name: HashMap<(&str, &str, &str, &str, &str), &(TallyKey, String)> = items
+        let by_name: HashMap<ItemId, &(TallyKey, String)> = items
             .keys()
             .map(|k| ((k.0.indicator.as_str(), k.0.period.as_str(), k.0.dimension, k.0.key.as_str(), k.1.as_str()), k))
             .collect();

@@ -21,10 +21,10 @@ const APPLY_LOCK: i64 = 0x4543_5041_5431;
 /// Opens a pool. Connections are made lazily, so a worker starts while the database is
 /// down and reports not ready until it is back.
 pub fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
-    Ok(PgPoolOptions::new()
+    PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_lazy(url)?)
+        .connect_lazy(url)
 }
 
 /// Applies the pending migrations.

@@ -11,6 +11,9 @@ pub type Values = BTreeMap<(String, String, String, String), i64>;
 
 type Version = (i128, String, String);
 
+/// (record_type, key fields).
+type RecordId = (String, Vec<String>);
+
 fn version(event: &Value) -> Version {
     let time = DateTime::parse_from_rfc3339(event["time"].as_str().unwrap()).unwrap();
     let nanos = time.timestamp() as i128 * 1_000_000_000 + time.timestamp_subsec_nanos() as i128;
@@ -66,7 +69,7 @@ fn current_records(arrivals: &[Value]) -> BTreeMap<(String, Vec<String>), Value>
         .filter(|e| seen.insert((s(&e["source"]), s(&e["id"]))))
         .collect();
     // Every version of every key, None for withdrawals.
-    let mut versions: HashMap<(String, Vec<String>), Vec<(Version, Option<Value>)>> = HashMap::new();
+    let mut versions: HashMap<RecordId, Vec<(Version, Option<Value>)>> = HashMap::new();
     let mut post_withdrawals: HashMap<Vec<String>, Vec<Version>> = HashMap::new();
     for event in &events {
         let v = version(event);
