@@ -1,4 +1,7 @@
-//! The HTTP API of CONTRACT §5: indicator values, rejections, health and readiness.
+//! The HTTP API of CONTRACT §5: indicator values, rejections, health and readiness, the
+//! live stream, metrics and the dashboard page.
+
+mod dashboard;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -34,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/indicators/{code}", get(one))
         .route("/api/v1/indicators/{code}/series", get(series))
         .route("/api/v1/rejections", get(rejections))
+        .merge(dashboard::routes())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .with_state(state)
 }
