@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::api::{self, AppState};
+use crate::api::{self, AppState, stream};
 use crate::config::{Settings, redact};
 use crate::consumer;
 use crate::health::Health;
@@ -39,7 +39,10 @@ pub async fn run(settings: Settings, shutdown: watch::Receiver<bool>) -> anyhow:
     info!(addr = %listener.local_addr()?, "Serving the HTTP API.");
 
     let pool = store::connect(&settings.database.url, settings.database.max_connections)?;
-    let state = AppState { pool: pool.clone(), catalogue, health: health.clone() };
+    crate::metrics::handle();
+    let (tallies, _) = tokio::sync::broadcast::channel(stream::BUFFER);
+    tokio::spawn(stream::relay(pool.clone(), tallies.clone(), shutdown.clone()));
+    let state = AppState { pool: pool.clone(), catalogue, health: health.clone(), tallies, shutdown: shutdown.clone() };
     let mut http_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, api::router(state))

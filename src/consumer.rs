@@ -18,6 +18,7 @@ use crate::broker::{self, BrokerError, headers_json};
 use crate::config::Settings;
 use crate::envelope::decode;
 use crate::health::Health;
+use crate::metrics;
 use crate::store::batch::{self, Message, Outcome};
 use crate::store::is_transient;
 
@@ -137,6 +138,7 @@ async fn process(
                         // Back to the queue; after the delivery limit the broker moves it to
                         // the dead-letter queue, where it is kept for an operator.
                         error!(error = %e, routing_key = %message.routing_key, "Message cannot be applied; returning it to the queue.");
+                        metrics::message_returned();
                         channel.basic_nack(delivery.delivery_tag, BasicNackOptions { multiple: false, requeue: true }).await?;
                     }
                 }
@@ -161,14 +163,17 @@ async fn apply_with_retry(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Applied {
     loop {
+        let started = std::time::Instant::now();
         match batch::apply(pool, messages).await {
             Ok(outcome) => {
+                metrics::batch_committed(messages.len(), &outcome, started.elapsed());
                 health.set_database_ok(true);
                 backoff.reset();
                 return Applied::Done(outcome);
             }
             Err(e) if is_transient(&e) => {
                 health.set_database_ok(false);
+                metrics::batch_retried();
                 let wait = backoff.next();
                 warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "Database unavailable; batch not acknowledged, retrying.");
                 tokio::select! {

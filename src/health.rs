@@ -17,11 +17,13 @@ impl Health {
 
     /// The topology is declared and the consumer runs (false while reconnecting).
     pub fn set_consuming(&self, on: bool) {
+        crate::metrics::broker_up(on);
         self.consuming.store(on, Ordering::Relaxed);
     }
 
     /// The last database operation succeeded (false while batches are being retried).
     pub fn set_database_ok(&self, ok: bool) {
+        crate::metrics::database_up(ok);
         self.database_ok.store(ok, Ordering::Relaxed);
     }
 

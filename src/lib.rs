@@ -11,7 +11,7 @@
 //! - [`ledger`]: which version of each record is current (pure);
 //! - [`indicators`]: the catalogue and the counting rules (pure);
 //! - [`store`]: all SQL: applying batches, reading, recomputing;
-//! - [`api`], [`health`]: the HTTP API and readiness;
+//! - [`api`], [`health`], [`metrics`]: the HTTP API, readiness and Prometheus metrics;
 //! - [`app`], [`cli`]: the subcommands.
 
 pub mod api;
@@ -24,6 +24,7 @@ pub mod envelope;
 pub mod health;
 pub mod indicators;
 pub mod ledger;
+pub mod metrics;
 pub mod records;
 pub mod store;
 pub mod telemetry;

@@ -2,6 +2,8 @@
 //! live stream, metrics and the dashboard page.
 
 mod dashboard;
+mod evidence;
+pub mod stream;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,6 +28,10 @@ pub struct AppState {
     pub pool: PgPool,
     pub catalogue: Arc<Catalogue>,
     pub health: Arc<Health>,
+    /// Changed totals from every worker process, for the live streams.
+    pub tallies: tokio::sync::broadcast::Sender<crate::store::batch::TotalChange>,
+    /// Turns true at shutdown, so that open streams end.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The API's routes.
@@ -36,7 +42,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/indicators", get(list))
         .route("/api/v1/indicators/{code}", get(one))
         .route("/api/v1/indicators/{code}/series", get(series))
+        .route("/api/v1/indicators/{code}/records", get(evidence::records))
+        .route("/api/v1/export.csv", get(evidence::export))
+        .route("/api/v1/stream", get(stream::stream))
         .route("/api/v1/rejections", get(rejections))
+        .route("/metrics", get(|| async { crate::metrics::handle().render() }))
         .merge(dashboard::routes())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .with_state(state)
@@ -80,17 +90,17 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 #[derive(Deserialize)]
-struct PeriodQuery {
-    period: Option<String>,
+pub struct PeriodQuery {
+    pub period: Option<String>,
 }
 
-fn period(query: &PeriodQuery) -> Result<Period, ApiError> {
+pub fn period(query: &PeriodQuery) -> Result<Period, ApiError> {
     let text = query.period.as_deref().unwrap_or("all");
     Period::parse(text)
         .ok_or_else(|| ApiError::BadRequest(format!("period must be \"all\" or a year from 1990 to 2100, not {text:?}")))
 }
 
-fn code(text: &str) -> Result<Code, ApiError> {
+pub fn code(text: &str) -> Result<Code, ApiError> {
     Code::parse(text).ok_or_else(|| ApiError::NotFound(format!("no indicator {text:?}")))
 }
 

@@ -26,6 +26,23 @@ str_enum!(
 );
 
 impl Code {
+    /// The kind of record the indicator counts.
+    pub fn record_type(self) -> crate::records::RecordType {
+        use crate::records::RecordType;
+        match self {
+            Code::KE1 | Code::KE2 | Code::CV3 => RecordType::Publication,
+            Code::KE3 | Code::AP3 => RecordType::SocialPost,
+            Code::AP1 => RecordType::UnRecommendation,
+            Code::AP2 => RecordType::MediaStory,
+            Code::AP4 => RecordType::AdvocacyInitiative,
+            Code::CV1 => RecordType::SurvivorParticipation,
+            Code::CV2 => RecordType::ChildOutreach,
+            Code::ND1 => RecordType::UnSubmission,
+            Code::ND2 => RecordType::CapacityTraining,
+            Code::ND3 => RecordType::MemberExpertise,
+        }
+    }
+
     /// The strategic objective the indicator belongs to.
     pub fn objective(self) -> &'static str {
         match self {

@@ -63,7 +63,13 @@ impl<'a> Fields<'a> {
         self.get(name).map(|v| read(v, &self.path(name))).transpose()
     }
 
-    /// A list read item by item, with at least `min` items; absent means empty.
+    /// A required list read item by item, with at least `min` items.
+    pub fn req_list<T>(&self, name: &str, min: usize, read: impl Fn(&Value, &str) -> Result<T>) -> Result<Vec<T>> {
+        self.required(name)?;
+        self.list(name, min, read)
+    }
+
+    /// An optional list read item by item, with at least `min` items; absent means empty.
     pub fn list<T>(&self, name: &str, min: usize, read: impl Fn(&Value, &str) -> Result<T>) -> Result<Vec<T>> {
         let path = self.path(name);
         let items = match self.get(name) {
@@ -181,7 +187,10 @@ fn in_range(date: NaiveDate) -> bool {
 /// A calendar date `YYYY-MM-DD` between 1990-01-01 and 2100-12-31.
 pub fn date(value: &Value, path: &str) -> Result<NaiveDate> {
     let text = string(value, path)?;
-    let parsed = (text.len() == 10)
+    // chrono alone would also take "+2019-3-15" or " 2019-03-5".
+    let shape_ok = text.len() == 10
+        && text.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+    let parsed = shape_ok
         .then(|| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
         .flatten()
         .ok_or_else(|| error(path, format!("{} is not a calendar date YYYY-MM-DD", quote(text))))?;

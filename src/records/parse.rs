@@ -26,7 +26,7 @@ pub fn parse_event_data(event_type: EventType, data: &Value) -> Result<Vec<Chang
             submitted_on: f.req("submitted_on", date)?,
             cycle: f.opt("cycle", free_text)?,
             in_alliance: f.req("in_alliance", boolean)?,
-            members: f.list("members", 1, member)?,
+            members: f.req_list("members", 1, member)?,
             document: f.opt("document", free_text)?,
         }),
         EventType::UnRecommendation => Record::UnRecommendation(UnRecommendation {
@@ -71,12 +71,12 @@ pub fn parse_event_data(event_type: EventType, data: &Value) -> Result<Vec<Chang
             training_id: f.req("training_id", identifier)?,
             title: f.req("title", free_text)?,
             held_on: f.req("held_on", date)?,
-            beneficiaries: f.list("beneficiaries", 1, member)?,
+            beneficiaries: f.req_list("beneficiaries", 1, member)?,
         }),
         EventType::MemberExpertise => Record::MemberExpertise(MemberExpertise {
             member: f.req("member", member)?,
             year: f.req("year", year)?,
-            manifestations: f.list("manifestations", 0, one_of)?,
+            manifestations: f.req_list("manifestations", 0, one_of)?,
         }),
     };
     Ok(vec![Change::Upsert(record)])

@@ -205,7 +205,8 @@ fn a_snapshot_gives_one_social_series_per_metric_it_carries() {
 
 #[test]
 fn a_snapshot_carrying_every_metric_gives_seven_series() {
-    let metrics = json!({"likes": 1, "shares": 2, "clicks": 3, "stories": 4, "comments": 5, "views": 6, "impressions": 7});
+    let metrics =
+        json!({"likes": 1, "shares": 2, "clicks": 3, "stories": 4, "comments": 5, "views": 6, "impressions": 7});
     let data = with(&valid(EventType::SocialSnapshot), "metrics", metrics);
 
     let changes = parse_event_data(EventType::SocialSnapshot, &data).unwrap();
@@ -217,7 +218,7 @@ fn a_snapshot_carrying_every_metric_gives_seven_series() {
             other => panic!("not a social series: {other:?}"),
         })
         .collect();
-    assert_eq!(carried, Metric::ALL.iter().copied().zip(1..=7).collect::<Vec<_>>());
+    assert_eq!(carried, Metric::ALL.iter().copied().zip(1_i64..=7).collect::<Vec<_>>());
 }
 
 #[test]
@@ -226,7 +227,10 @@ fn a_snapshot_series_is_keyed_by_platform_post_and_metric_and_grouped_by_post() 
 
     let series = record(EventType::SocialSnapshot, &data);
 
-    assert_eq!(series.key(), RecordKey { record_type: RecordType::SocialPost, key: r#"["facebook","10158","likes"]"#.into() });
+    assert_eq!(
+        series.key(),
+        RecordKey { record_type: RecordType::SocialPost, key: r#"["facebook","10158","likes"]"#.into() }
+    );
     assert_eq!(series.group(), Some(post_key("facebook", "10158")));
 }
 
@@ -481,7 +485,8 @@ fn a_social_post_withdrawal_names_the_whole_post() {
 
     let changes = parse_event_data(EventType::Withdrawal, &withdrawal).unwrap();
 
-    let series = record(EventType::SocialSnapshot, &with(&valid(EventType::SocialSnapshot), "metrics", json!({"likes": 1})));
+    let series =
+        record(EventType::SocialSnapshot, &with(&valid(EventType::SocialSnapshot), "metrics", json!({"likes": 1})));
     assert_eq!(changes, vec![Change::WithdrawPost(series.group().unwrap())]);
     assert_eq!(changes, vec![Change::WithdrawPost(r#"["facebook","10158"]"#.into())]);
 }
@@ -518,7 +523,10 @@ fn a_withdrawal_without_a_key_field_names_the_missing_field() {
 fn a_withdrawal_with_an_extra_key_field_names_it() {
     let cases = [
         (json!({"record_type": "publication", "key": {"publication_id": "p", "title": "t"}}), "data.key.title"),
-        (json!({"record_type": "social_post", "key": {"platform": "x", "post_id": "1", "metric": "likes"}}), "data.key.metric"),
+        (
+            json!({"record_type": "social_post", "key": {"platform": "x", "post_id": "1", "metric": "likes"}}),
+            "data.key.metric",
+        ),
         (json!({"record_type": "media_story", "key": {"publication_id": "p"}}), "data.key.publication_id"),
     ];
     for (data, field) in cases {
@@ -529,7 +537,10 @@ fn a_withdrawal_with_an_extra_key_field_names_it() {
 #[test]
 fn a_withdrawal_key_follows_the_rules_of_its_fields() {
     let cases = [
-        (json!({"record_type": "member_expertise", "key": {"member": "ecpat-france", "year": "2019"}}), "data.key.year"),
+        (
+            json!({"record_type": "member_expertise", "key": {"member": "ecpat-france", "year": "2019"}}),
+            "data.key.year",
+        ),
         (json!({"record_type": "member_expertise", "key": {"member": "ecpat-france", "year": 1989}}), "data.key.year"),
         (json!({"record_type": "member_expertise", "key": {"member": "ECPAT", "year": 2019}}), "data.key.member"),
         (json!({"record_type": "social_post", "key": {"platform": "X", "post_id": "1"}}), "data.key.platform"),
@@ -564,8 +575,18 @@ fn each_missing_required_field_is_named() {
             let absent = without(&valid(event_type), field);
             let null = with(&valid(event_type), field, Value::Null);
 
-            assert_eq!(rejected_field(event_type, &absent), format!("data.{field}"), "{} without {field}", event_type.as_str());
-            assert_eq!(rejected_field(event_type, &null), format!("data.{field}"), "{} with {field} null", event_type.as_str());
+            assert_eq!(
+                rejected_field(event_type, &absent),
+                format!("data.{field}"),
+                "{} without {field}",
+                event_type.as_str()
+            );
+            assert_eq!(
+                rejected_field(event_type, &null),
+                format!("data.{field}"),
+                "{} with {field} null",
+                event_type.as_str()
+            );
         }
     }
 }
@@ -697,7 +718,14 @@ fn platforms_must_match_the_pattern() {
 
 #[test]
 fn platforms_of_one_to_32_characters_are_accepted() {
-    let good = [json!("x"), json!("linkedin"), json!("tik_tok"), json!("mastodon-social"), json!("9gag"), json!(chars('x', 32))];
+    let good = [
+        json!("x"),
+        json!("linkedin"),
+        json!("tik_tok"),
+        json!("mastodon-social"),
+        json!("9gag"),
+        json!(chars('x', 32)),
+    ];
 
     assert_accepts(EventType::SocialSnapshot, "platform", &good);
 }
@@ -720,7 +748,10 @@ fn countries_are_case_insensitive_and_kosovo_is_accepted() {
 
         let participation = record(EventType::SurvivorParticipation, &data);
 
-        assert!(matches!(&participation, Record::SurvivorParticipation(p) if p.country == stored), "{input}: {participation:?}");
+        assert!(
+            matches!(&participation, Record::SurvivorParticipation(p) if p.country == stored),
+            "{input}: {participation:?}"
+        );
     }
 }
 
@@ -844,7 +875,8 @@ const IDENTIFIER_FIELDS: [(EventType, &str); 11] = [
 
 #[test]
 fn identifiers_must_have_1_to_256_characters_and_no_control_character() {
-    let bad = [json!(""), json!(chars('i', 257)), json!("a\u{7}b"), json!("line\nbreak"), json!("tab\t"), json!("\u{7f}")];
+    let bad =
+        [json!(""), json!(chars('i', 257)), json!("a\u{7}b"), json!("line\nbreak"), json!("tab\t"), json!("\u{7f}")];
     for (event_type, field) in IDENTIFIER_FIELDS {
         assert_rejects(event_type, field, &bad, &format!("data.{field}"));
     }
@@ -877,7 +909,12 @@ fn free_text_over_2000_characters_is_rejected() {
         assert_rejects(event_type, field, &[json!(chars('t', 2001))], &format!("data.{field}"));
         assert_accepts(event_type, field, &[json!(chars('t', 2000)), json!(chars('é', 2000)), json!("")]);
     }
-    assert_rejects(EventType::AdvocacyInitiative, "partners", &[json!(["Accor", chars('p', 2001)])], "data.partners[1]");
+    assert_rejects(
+        EventType::AdvocacyInitiative,
+        "partners",
+        &[json!(["Accor", chars('p', 2001)])],
+        "data.partners[1]",
+    );
 }
 
 // ---- Enumerations. ----
@@ -896,7 +933,12 @@ fn enumerated_values_must_be_exact_and_lower_case() {
         (EventType::UnRecommendation, "mechanism", json!("acerwc"), "data.mechanism"),
         (EventType::UnRecommendation, "mechanism", json!("Crc"), "data.mechanism"),
         (EventType::AdvocacyInitiative, "private_sector_engagement", json!("high"), "data.private_sector_engagement"),
-        (EventType::AdvocacyInitiative, "private_sector_engagement", json!("Significant"), "data.private_sector_engagement"),
+        (
+            EventType::AdvocacyInitiative,
+            "private_sector_engagement",
+            json!("Significant"),
+            "data.private_sector_engagement",
+        ),
         (EventType::SurvivorParticipation, "activity", json!("program"), "data.activity"),
         (EventType::SurvivorParticipation, "activity", json!("ADVOCACY"), "data.activity"),
         (EventType::ChildOutreach, "organisation_kind", json!("Member"), "data.organisation_kind"),
@@ -923,7 +965,8 @@ fn metrics_must_carry_at_least_one_known_metric() {
 
 #[test]
 fn metric_values_must_be_integers_from_0_to_a_trillion() {
-    let bad = [json!(-1), json!(1_000_000_000_001_i64), json!(1.5), json!("12"), json!(true), json!([1]), json!(u64::MAX)];
+    let bad =
+        [json!(-1), json!(1_000_000_000_001_i64), json!(1.5), json!("12"), json!(true), json!([1]), json!(u64::MAX)];
 
     assert_rejects(EventType::SocialSnapshot, "metrics.likes", &bad, "data.metrics.likes");
     assert_rejects(EventType::SocialSnapshot, "metrics.impressions", &bad, "data.metrics.impressions");
@@ -936,7 +979,10 @@ fn metric_values_of_0_and_a_trillion_are_accepted() {
 
         let series = record(EventType::SocialSnapshot, &data);
 
-        assert!(matches!(&series, Record::SocialPost(s) if s.metric == Metric::Clicks && s.value == value), "{series:?}");
+        assert!(
+            matches!(&series, Record::SocialPost(s) if s.metric == Metric::Clicks && s.value == value),
+            "{series:?}"
+        );
     }
 }
 
@@ -975,7 +1021,12 @@ fn a_publication_of_another_scope_may_have_no_country() {
 
 #[test]
 fn expertise_years_must_be_from_1990_to_2100() {
-    assert_rejects(EventType::MemberExpertise, "year", &[json!(1989), json!(2101), json!(-2019), json!(0)], "data.year");
+    assert_rejects(
+        EventType::MemberExpertise,
+        "year",
+        &[json!(1989), json!(2101), json!(-2019), json!(0)],
+        "data.year",
+    );
     assert_accepts(EventType::MemberExpertise, "year", &[json!(1990), json!(2100)]);
 }
 
@@ -1005,7 +1056,8 @@ fn a_paragraph_may_be_a_string_or_a_non_negative_integer() {
 fn unknown_data_fields_are_accepted_and_ignored() {
     for event_type in RECORD_EVENT_TYPES.into_iter().chain([EventType::Withdrawal]) {
         let plain = valid(event_type);
-        let extended = with(&with(&plain, "note", json!("free comment")), "extra", json!({"nested": [1, 2, {"deep": null}]}));
+        let extended =
+            with(&with(&plain, "note", json!("free comment")), "extra", json!({"nested": [1, 2, {"deep": null}]}));
 
         let changes = parse_event_data(event_type, &extended);
 
@@ -1052,9 +1104,11 @@ fn absent_optional_fields_are_stored_as_none_or_empty() {
     let initiative = record(EventType::AdvocacyInitiative, &initiative);
     let recommendation = record(EventType::UnRecommendation, &recommendation);
 
-    assert!(snapshot.iter().all(
-        |c| matches!(c, Change::Upsert(Record::SocialPost(s)) if s.publication_id.is_none() && s.url.is_none())
-    ));
+    assert!(
+        snapshot.iter().all(
+            |c| matches!(c, Change::Upsert(Record::SocialPost(s)) if s.publication_id.is_none() && s.url.is_none())
+        )
+    );
     assert!(matches!(publication, Record::Publication(p) if p.themes.is_empty() && p.doi.is_none() && p.url.is_none()));
     assert!(matches!(initiative, Record::AdvocacyInitiative(i) if i.partners.is_empty()));
     assert!(matches!(recommendation, Record::UnRecommendation(r) if r.document.is_none() && r.paragraph.is_none()));

@@ -35,7 +35,7 @@ pub struct Message {
 }
 
 /// A total that changed, as announced to dashboards.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 pub struct TotalChange {
     pub code: String,
     pub period: String,
@@ -494,7 +494,7 @@ async fn insert_rejections(tx: &mut PgConnection, messages: &[Message]) -> Resul
 }
 
 /// Announces the changed totals on [`TALLY_CHANNEL`], delivered at commit.
-async fn notify(tx: &mut PgConnection, totals: &[TotalChange]) -> Result<(), sqlx::Error> {
+pub(super) async fn notify(tx: &mut PgConnection, totals: &[TotalChange]) -> Result<(), sqlx::Error> {
     let mut chunks: Vec<Vec<&TotalChange>> = vec![];
     let mut size = 0;
     for total in totals {

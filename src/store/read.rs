@@ -115,3 +115,89 @@ pub async fn yearly_totals(pool: &PgPool, indicator: &str) -> Result<Vec<(String
     .await?;
     Ok(rows.into_iter().map(|r| (r.period, r.value)).collect())
 }
+
+/// Every stored total (zeros included), by indicator and period.
+pub async fn current_totals(pool: &PgPool) -> Result<Vec<crate::store::batch::TotalChange>, sqlx::Error> {
+    sqlx::query_as!(
+        crate::store::batch::TotalChange,
+        r#"select indicator as code, period, value from tallies where dimension = '' order by indicator, period"#
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// A current (not withdrawn) record.
+#[derive(Debug)]
+pub struct CurrentRecord {
+    pub record_key: String,
+    pub post_key: Option<String>,
+    pub event_seq: i64,
+    pub record: String,
+}
+
+/// Every current record of one type.
+pub async fn current_records(pool: &PgPool, record_type: &str) -> Result<Vec<CurrentRecord>, sqlx::Error> {
+    sqlx::query_as!(
+        CurrentRecord,
+        r#"select record_key, post_key, event_seq, record::text as "record!"
+        from records where record_type = $1 and record is not null
+        order by record_key"#,
+        record_type
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// A stored event, as evidence.
+#[derive(Debug, Serialize)]
+pub struct EvidenceEvent {
+    pub seq: i64,
+    pub source: String,
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub time: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub record_keys: Vec<String>,
+}
+
+/// Every stored event of `record_type` that names one of `keys`, oldest version first.
+pub async fn events_naming(pool: &PgPool, record_type: &str, keys: &[String]) -> Result<Vec<EvidenceEvent>, sqlx::Error> {
+    sqlx::query_as!(
+        EvidenceEvent,
+        r#"select seq, source, id, type as event_type, time, received_at, record_keys
+        from events where record_type = $1 and record_keys && $2::text[]
+        order by time, source, id"#,
+        record_type,
+        keys
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// A row of the CSV export.
+#[derive(Debug)]
+pub struct ExportRow {
+    pub indicator: String,
+    pub period: String,
+    pub dimension: String,
+    pub key: String,
+    pub value: i64,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The `indicator_values` rows of one period, in the contract's indicator order.
+pub async fn export_rows(pool: &PgPool, period: &str) -> Result<Vec<ExportRow>, sqlx::Error> {
+    sqlx::query_as!(
+        ExportRow,
+        r#"select indicator as "indicator!", period as "period!", dimension as "dimension!", key as "key!",
+            value as "value!", updated_at as "updated_at!"
+        from indicator_values where period = $1
+        order by array_position(array['KE1','KE2','KE3','AP1','AP2','AP3','AP4','CV1','CV2','CV3','ND1','ND2','ND3'],
+            indicator::text), dimension, key"#,
+        period
+    )
+    .fetch_all(pool)
+    .await
+}

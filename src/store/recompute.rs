@@ -3,7 +3,11 @@
 use sqlx::PgPool;
 
 use super::APPLY_LOCK;
-use super::batch::apply_delta_in;
+use std::collections::BTreeMap;
+
+use sqlx::PgConnection;
+
+use super::batch::{TotalChange, apply_delta_in, notify};
 use crate::indicators::tally::Delta;
 use crate::records::Record;
 
@@ -22,9 +26,27 @@ pub async fn recompute(pool: &PgPool) -> Result<usize, sqlx::Error> {
         delta.add(&record, 1);
     }
     delta.prune();
+    let before = totals(&mut tx).await?;
     sqlx::query!("delete from tally_items").execute(&mut *tx).await?;
     sqlx::query!("delete from tallies").execute(&mut *tx).await?;
     apply_delta_in(&mut tx, delta).await?;
+    // Dashboards hear of every total that recompute changed (a vanished total is now 0).
+    let after = totals(&mut tx).await?;
+    let changed: Vec<TotalChange> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|k| before.get(*k).copied().unwrap_or(0) != after.get(*k).copied().unwrap_or(0))
+        .map(|(code, period)| TotalChange { code: code.clone(), period: period.clone(), value: after.get(&(code.clone(), period.clone())).copied().unwrap_or(0) })
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    notify(&mut tx, &changed).await?;
     tx.commit().await?;
     Ok(rows.len())
+}
+
+/// Every stored total, by (indicator, period).
+async fn totals(tx: &mut PgConnection) -> Result<BTreeMap<(String, String), i64>, sqlx::Error> {
+    let rows = sqlx::query!("select indicator, period, value from tallies where dimension = ''").fetch_all(&mut *tx).await?;
+    Ok(rows.into_iter().map(|r| ((r.indicator, r.period), r.value)).collect())
 }

@@ -1,0 +1,104 @@
+//! The evidence behind a value (`/records`) and the CSV export for donor reports.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState, PeriodQuery, code, period};
+use crate::indicators::rules::{Contribution, contributions};
+use crate::records::Record;
+use crate::store::read;
+
+/// `GET /api/v1/indicators/{code}/records?period=`: the current records that make up the
+/// total, each with what it contributes and every stored event that is a version of it.
+pub async fn records(
+    State(state): State<AppState>,
+    Path(code_text): Path<String>,
+    Query(query): Query<PeriodQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let code = code(&code_text)?;
+    let period = period(&query)?;
+    let record_type = code.record_type().as_str();
+    let mut behind = Vec::new();
+    for row in read::current_records(&state.pool, record_type).await? {
+        let record: Record = serde_json::from_str(&row.record)
+            .map_err(|e| ApiError::Unavailable(format!("stored record cannot be read: {e}")))?;
+        let counted = contributions(&record).into_iter().find_map(|c| match c {
+            Contribution::Sum(k, amount) if k.indicator == code && k.period == period.as_str() && k.dimension.is_empty() => {
+                Some(json!({ "amount": amount }))
+            }
+            Contribution::Distinct(k, item) if k.indicator == code && k.period == period.as_str() && k.dimension.is_empty() => {
+                Some(json!({ "item": item }))
+            }
+            _ => None,
+        });
+        if let Some(counted) = counted {
+            behind.push((row, record, counted));
+        }
+    }
+    let mut keys: Vec<String> = behind.iter().map(|(row, _, _)| row.record_key.clone()).collect();
+    keys.extend(behind.iter().filter_map(|(row, _, _)| row.post_key.clone()));
+    let events = read::events_naming(&state.pool, record_type, &keys).await?;
+    let mut by_key: HashMap<&str, Vec<&read::EvidenceEvent>> = HashMap::new();
+    for event in &events {
+        for key in &event.record_keys {
+            by_key.entry(key.as_str()).or_default().push(event);
+        }
+    }
+    let items: Vec<Value> = behind
+        .iter()
+        .map(|(row, record, counted)| {
+            let mut history: Vec<&read::EvidenceEvent> = by_key.get(row.record_key.as_str()).cloned().unwrap_or_default();
+            if let Some(post) = &row.post_key {
+                history.extend(by_key.get(post.as_str()).cloned().unwrap_or_default());
+            }
+            history.sort_by(|a, b| (a.time, &a.source, &a.id).cmp(&(b.time, &b.source, &b.id)));
+            history.dedup_by_key(|e| e.seq);
+            let events: Vec<Value> = history
+                .iter()
+                .map(|e| {
+                    let mut v = serde_json::to_value(e).expect("events serialize");
+                    v["current"] = Value::from(e.seq == row.event_seq);
+                    v
+                })
+                .collect();
+            let key: Value = serde_json::from_str(&row.record_key).unwrap_or(Value::Null);
+            json!({ "record_type": record_type, "key": key, "counted": counted, "record": record, "events": events })
+        })
+        .collect();
+    Ok(Json(json!({ "code": code.as_str(), "period": period.as_str(), "records": items })))
+}
+
+/// Quotes a CSV field when it needs it (RFC 4180).
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+/// `GET /api/v1/export.csv?period=`: the `indicator_values` rows of one period.
+pub async fn export(State(state): State<AppState>, Query(query): Query<PeriodQuery>) -> Result<impl IntoResponse, ApiError> {
+    let period = period(&query)?;
+    let rows = read::export_rows(&state.pool, period.as_str()).await?;
+    let mut csv = String::from("indicator,period,dimension,key,value,updated_at\r\n");
+    for row in rows {
+        let fields = [
+            csv_field(&row.indicator),
+            csv_field(&row.period),
+            csv_field(&row.dimension),
+            csv_field(&row.key),
+            row.value.to_string(),
+            row.updated_at.to_rfc3339(),
+        ];
+        csv.push_str(&fields.join(","));
+        csv.push_str("\r\n");
+    }
+    let disposition = format!("attachment; filename=\"ecpat-indicators-{}.csv\"", period.as_str());
+    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)], csv))
+}
