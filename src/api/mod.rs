@@ -45,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/indicators/{code}/records", get(evidence::records))
         .route("/api/v1/export.csv", get(evidence::export))
         .route("/api/v1/stream", get(stream::stream))
+        .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/rejections", get(rejections))
         .route("/metrics", get(|| async { crate::metrics::handle().render() }))
         .merge(dashboard::routes())
@@ -75,6 +76,13 @@ impl From<sqlx::Error> for ApiError {
         tracing::warn!(error = %e, "Database query failed.");
         ApiError::Unavailable("database unavailable".into())
     }
+}
+
+/// The OpenAPI 3.1 description of this API (kept true by `tests/api.rs`).
+const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {

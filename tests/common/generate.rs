@@ -76,7 +76,14 @@ fn timestamp(rng: &mut Rng) -> String {
     if rng.chance(30) {
         return format!("{year}-01-01T00:{:02}:00{offset}", rng.below(60));
     }
-    format!("{year}-{:02}-{:02}T{:02}:{:02}:{:02}{offset}", 1 + rng.below(12), 1 + rng.below(28), rng.below(24), rng.below(60), rng.below(60))
+    format!(
+        "{year}-{:02}-{:02}T{:02}:{:02}:{:02}{offset}",
+        1 + rng.below(12),
+        1 + rng.below(28),
+        rng.below(24),
+        rng.below(60),
+        rng.below(60)
+    )
 }
 
 fn key(rng: &mut Rng, prefix: &str) -> String {

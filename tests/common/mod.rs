@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use ecpat_indicators::broker::{self, Publisher};
 use ecpat_indicators::config::Settings;
 use ecpat_indicators::store::read::{self, ValueRow};
-use lapin::options::{QueueDeclareOptions, QueueDeleteOptions, ExchangeDeleteOptions};
+use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -43,12 +43,7 @@ pub struct TestEnv {
 impl TestEnv {
     /// Creates a fresh database (migrated) and unique broker names.
     pub async fn new(label: &str) -> TestEnv {
-        let name = format!(
-            "t_{}_{}_{}",
-            label,
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = format!("t_{}_{}_{}", label, std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
         let mut settings = Settings::load(&crate_dir().join("config")).expect("config/default.toml loads");
         settings.database.url = format!("{}/{}", database_base(), name);
         settings.amqp.url = amqp_url();
@@ -129,7 +124,8 @@ impl TestEnv {
     /// Stored events, rejections.
     pub async fn counts(&self) -> (i64, i64) {
         let events: i64 = sqlx::query_scalar("select count(*) from events").fetch_one(&self.pool).await.unwrap();
-        let rejections: i64 = sqlx::query_scalar("select count(*) from rejections").fetch_one(&self.pool).await.unwrap();
+        let rejections: i64 =
+            sqlx::query_scalar("select count(*) from rejections").fetch_one(&self.pool).await.unwrap();
         (events, rejections)
     }
 
@@ -289,5 +285,7 @@ pub mod model;
 
 /// The stored values in the model's shape.
 pub fn as_model(rows: &[ValueRow]) -> model::Values {
-    rows.iter().map(|r| ((r.indicator.clone(), r.period.clone(), r.dimension.clone(), r.key.clone()), r.value)).collect()
+    rows.iter()
+        .map(|r| ((r.indicator.clone(), r.period.clone(), r.dimension.clone(), r.key.clone()), r.value))
+        .collect()
 }

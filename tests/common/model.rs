@@ -64,10 +64,7 @@ fn key_of(record_type: &str, d: &Value) -> Vec<String> {
 /// with key [platform, post_id, metric] and the metric's value under `data["value"]`.
 fn current_records(arrivals: &[Value]) -> BTreeMap<(String, Vec<String>), Value> {
     let mut seen = HashSet::new();
-    let events: Vec<&Value> = arrivals
-        .iter()
-        .filter(|e| seen.insert((s(&e["source"]), s(&e["id"]))))
-        .collect();
+    let events: Vec<&Value> = arrivals.iter().filter(|e| seen.insert((s(&e["source"]), s(&e["id"])))).collect();
     // Every version of every key, None for withdrawals.
     let mut versions: HashMap<RecordId, Vec<(Version, Option<Value>)>> = HashMap::new();
     let mut post_withdrawals: HashMap<Vec<String>, Vec<Version>> = HashMap::new();
@@ -146,7 +143,8 @@ pub fn values(arrivals: &[Value]) -> Values {
     for ((record_type, _), d) in current_records(arrivals) {
         match record_type.as_str() {
             "social_post" => {
-                let published = DateTime::parse_from_rfc3339(d["published_at"].as_str().unwrap()).unwrap().with_timezone(&Utc);
+                let published =
+                    DateTime::parse_from_rfc3339(d["published_at"].as_str().unwrap()).unwrap().with_timezone(&Utc);
                 let year = published.year().to_string();
                 let (metric, platform, member) = (s(&d["metric"]), s(&d["platform"]), s(&d["member"]));
                 if d.get("publication_id").is_some_and(|p| !p.is_null())
