@@ -1,10 +1,31 @@
 //! The dashboard page at `/`, with its assets embedded in the binary.
+//!
+//! The page is plain HTML, CSS and JavaScript (no framework, no build step, no CDN), so
+//! it works offline and ships inside the single binary. It reads the JSON API and the
+//! live stream of CONTRACT §5 from the browser.
 
 use axum::Router;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName};
+use axum::response::IntoResponse;
+use axum::routing::get;
 
 use super::AppState;
+
+const INDEX_HTML: &str = include_str!("assets/index.html");
+const APP_JS: &str = include_str!("assets/app.js");
+const STYLE_CSS: &str = include_str!("assets/style.css");
 
 /// Routes of the page and its assets.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
+        .route("/assets/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
+        .route("/assets/style.css", get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }))
+}
+
+/// An embedded file. `no-cache` (revalidate, not "never store") because the assets have no
+/// fingerprint in their names: a new binary must not be hidden behind a stale copy.
+fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    let headers: [(HeaderName, &'static str); 2] = [(CONTENT_TYPE, content_type), (CACHE_CONTROL, "no-cache")];
+    (headers, body)
 }

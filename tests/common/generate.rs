@@ -5,16 +5,20 @@
 use serde_json::{Value, json};
 
 /// A small deterministic pseudo-random generator (SplitMix64).
-pub struct Rng(u64);
+pub struct Rng {
+    state: u64,
+    /// How many distinct keys each record type draws from.
+    pool: u64,
+}
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Rng(seed)
+        Rng { state: seed, pool: 6 }
     }
 
     pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
@@ -87,7 +91,8 @@ fn timestamp(rng: &mut Rng) -> String {
 }
 
 fn key(rng: &mut Rng, prefix: &str) -> String {
-    format!("{prefix}{}", rng.below(6))
+    let pool = rng.pool;
+    format!("{prefix}{}", rng.below(pool))
 }
 
 fn data_for(rng: &mut Rng, record_type: &str) -> (String, Value) {
@@ -199,7 +204,12 @@ fn withdrawal(rng: &mut Rng) -> Value {
 /// `n` events from `seed`: about 8% withdrawals and 5% exact duplicates of earlier ones;
 /// event times come from a small set so that versions often tie on time.
 pub fn events(seed: u64, n: usize) -> Vec<Value> {
-    let mut rng = Rng::new(seed);
+    events_with_pool(seed, n, 6)
+}
+
+/// Like [`events`], with `pool` distinct keys per record type (more keys, fewer collisions).
+pub fn events_with_pool(seed: u64, n: usize, pool: u64) -> Vec<Value> {
+    let mut rng = Rng { state: seed, pool };
     let mut out: Vec<Value> = Vec::with_capacity(n);
     for i in 0..n {
         if !out.is_empty() && rng.chance(5) {

@@ -1,0 +1,324 @@
+//! The throughput benchmark (not a test): `scripts/bench` builds and runs it.
+//!
+//! 1. Drain: queues N realistic mixed events with no worker running, starts worker
+//!    processes, and times them until the last event is committed (one worker, two
+//!    workers, and the baseline: one event per transaction, one ack per message).
+//! 2. Latency: one idle worker; events are published at a fixed rate and a poller notes
+//!    when each becomes visible in the database (committed): publish-to-committed p50/p99.
+//! 3. Memory: each worker's peak resident set (VmHWM) is read from /proc before it stops.
+
+#[path = "../tests/common/generate.rs"]
+#[allow(dead_code)]
+mod generate;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ecpat_indicators::broker::{self, Publisher, routing_key_for};
+use ecpat_indicators::config::Settings;
+use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+use serde_json::Value;
+use sqlx::PgPool;
+
+struct Args {
+    events: usize,
+    baseline_events: usize,
+    per_message: usize,
+    rate: usize,
+    latency_seconds: u64,
+}
+
+fn args() -> Args {
+    let mut args = Args { events: 200_000, baseline_events: 20_000, per_message: 1, rate: 5_000, latency_seconds: 20 };
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    for pair in raw.chunks(2) {
+        let value = || pair.get(1).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{} needs a number", pair[0]));
+        match pair[0].as_str() {
+            "--events" => args.events = value(),
+            "--baseline-events" => args.baseline_events = value(),
+            "--per-message" => args.per_message = value(),
+            "--rate" => args.rate = value(),
+            "--latency-seconds" => args.latency_seconds = value() as u64,
+            other => panic!("unknown option {other}"),
+        }
+    }
+    args
+}
+
+fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One scenario's database, exchange and queue.
+struct Scenario {
+    name: String,
+    settings: Settings,
+    pool: PgPool,
+}
+
+impl Scenario {
+    async fn new(label: &str) -> Scenario {
+        let name = format!("bench_{label}_{}", std::process::id());
+        let mut settings = Settings::load(&crate_dir().join("config")).expect("config loads");
+        let base = std::env::var("BENCH_DATABASE_BASE").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        settings.database.url = format!("{base}/{name}");
+        settings.amqp.exchange = format!("{name}.events");
+        settings.amqp.queue = format!("{name}.indicators");
+        settings.amqp.dead_letter_exchange = format!("{name}.dead");
+        settings.amqp.dead_letter_queue = format!("{name}.dead.q");
+        let pool = ecpat_indicators::app::migrate(&settings).await.expect("PostgreSQL is reachable");
+        Scenario { name, settings, pool }
+    }
+
+    async fn publish(&self, bodies: &[(String, Vec<u8>)]) -> Duration {
+        let connection = broker::connect(&self.settings.amqp, "benchmark publisher").await.expect("RabbitMQ is reachable");
+        let channel = connection.create_channel().await.unwrap();
+        broker::declare_topology(&channel, &self.settings.amqp).await.unwrap();
+        let publisher = Publisher::new(&connection, &self.settings.amqp.exchange).await.unwrap();
+        let start = Instant::now();
+        for window in bodies.chunks(2000) {
+            publisher.publish_all(window).await.unwrap();
+        }
+        let took = start.elapsed();
+        connection.close(200, "ok".into()).await.unwrap();
+        took
+    }
+
+    fn spawn(&self, extra: &[(&str, &str)]) -> Child {
+        let mut command = Command::new(crate_dir().join("target/release/ecpat-indicators"));
+        command
+            .arg("run")
+            .current_dir(crate_dir())
+            .env("DATABASE_URL", &self.settings.database.url)
+            .env("HTTP_ADDR", "127.0.0.1:0")
+            .env("ECPAT_AMQP__EXCHANGE", &self.settings.amqp.exchange)
+            .env("ECPAT_AMQP__QUEUE", &self.settings.amqp.queue)
+            .env("ECPAT_AMQP__DEAD_LETTER_EXCHANGE", &self.settings.amqp.dead_letter_exchange)
+            .env("ECPAT_AMQP__DEAD_LETTER_QUEUE", &self.settings.amqp.dead_letter_queue)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null());
+        for (k, v) in extra {
+            command.env(k, v);
+        }
+        command.spawn().expect("build the worker first: cargo build --release")
+    }
+
+    async fn stored(&self) -> i64 {
+        sqlx::query_scalar("select count(*) from events").fetch_one(&self.pool).await.unwrap()
+    }
+
+    async fn drop(self) {
+        if let Ok(connection) = broker::connect(&self.settings.amqp, "benchmark cleanup").await {
+            let channel = connection.create_channel().await.unwrap();
+            for q in [&self.settings.amqp.queue, &self.settings.amqp.dead_letter_queue] {
+                let _ = channel.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
+            }
+            for x in [&self.settings.amqp.exchange, &self.settings.amqp.dead_letter_exchange] {
+                let _ = channel.exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default()).await;
+            }
+            let _ = connection.close(200, "ok".into()).await;
+        }
+        self.pool.close().await;
+        let base = self.settings.database.url.rsplit_once('/').unwrap().0.to_owned();
+        let admin = PgPool::connect(&format!("{base}/postgres")).await.unwrap();
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("drop database if exists {} with (force)", self.name))).execute(&admin).await;
+    }
+}
+
+/// Peak resident set of a process, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn stop(child: &mut Child) {
+    // SIGTERM, then wait: the worker commits what it holds and exits.
+    unsafe { kill(child.id() as i32, 15) };
+    let _ = child.wait();
+}
+
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+fn unique(events: &[Value]) -> i64 {
+    events.iter().map(|e| (e["source"].to_string(), e["id"].to_string())).collect::<HashSet<_>>().len() as i64
+}
+
+/// Messages of `per_message` events each (a CloudEvents batch when more than one).
+fn bodies(events: &[Value], per_message: usize) -> Vec<(String, Vec<u8>)> {
+    events
+        .chunks(per_message)
+        .map(|chunk| {
+            let body = if chunk.len() == 1 { chunk[0].to_string() } else { Value::from(chunk.to_vec()).to_string() };
+            (routing_key_for(&body), body.into_bytes())
+        })
+        .collect()
+}
+
+struct Drain {
+    events: i64,
+    seconds: f64,
+    peak_rss_mib: f64,
+}
+
+/// Queues `events`, then starts `workers` workers and times the drain.
+async fn drain(label: &str, events: &[Value], per_message: usize, workers: usize, extra: &[(&str, &str)]) -> Drain {
+    let scenario = Scenario::new(label).await;
+    let bodies = bodies(events, per_message);
+    let took = scenario.publish(&bodies).await;
+    let expected = unique(events);
+    eprintln!("  {label}: queued {} messages ({expected} unique events) in {:.1} s", bodies.len(), took.as_secs_f64());
+    let start = Instant::now();
+    let mut children: Vec<Child> = (0..workers).map(|_| scenario.spawn(extra)).collect();
+    let mut peak = vec![0u64; workers];
+    loop {
+        for (i, child) in children.iter().enumerate() {
+            peak[i] = peak[i].max(peak_rss_kib(child.id()));
+        }
+        if scenario.stored().await >= expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    for (i, child) in children.iter_mut().enumerate() {
+        peak[i] = peak[i].max(peak_rss_kib(child.id()));
+        stop(child);
+    }
+    scenario.drop().await;
+    Drain { events: expected, seconds, peak_rss_mib: *peak.iter().max().unwrap() as f64 / 1024.0 }
+}
+
+struct Latency {
+    count: usize,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    peak_rss_mib: f64,
+}
+
+/// Publishes at `rate` events/s for `seconds` and measures publish-to-committed latency.
+async fn latency(events: &[Value], rate: usize, seconds: u64) -> Latency {
+    let scenario = Scenario::new("latency").await;
+    let mut worker = scenario.spawn(&[]);
+    // Wait until the worker consumes (its queue exists and the first event comes through).
+    let connection = broker::connect(&scenario.settings.amqp, "benchmark latency").await.unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    broker::declare_topology(&channel, &scenario.settings.amqp).await.unwrap();
+    let publisher = Publisher::new(&connection, &scenario.settings.amqp.exchange).await.unwrap();
+    let total = (rate as u64 * seconds) as usize;
+    let events: Vec<&Value> = events.iter().take(total).collect();
+    let pool = scenario.pool.clone();
+    let poller = tokio::spawn(async move {
+        let mut seen: HashMap<String, Instant> = HashMap::new();
+        let mut last = 0i64;
+        let deadline = Instant::now() + Duration::from_secs(seconds + 60);
+        while seen.len() < total && Instant::now() < deadline {
+            let rows: Vec<(i64, String)> =
+                sqlx::query_as("select seq, id from events where seq > $1 order by seq").bind(last).fetch_all(&pool).await.unwrap();
+            let now = Instant::now();
+            for (seq, id) in rows {
+                last = last.max(seq);
+                seen.entry(id).or_insert(now);
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        seen
+    });
+    let mut published: HashMap<String, Instant> = HashMap::new();
+    let tick = Duration::from_millis(10);
+    let per_tick = (rate / 100).max(1);
+    let start = Instant::now();
+    for (n, chunk) in events.chunks(per_tick).enumerate() {
+        let due = start + tick * n as u32;
+        tokio::time::sleep_until(due.into()).await;
+        let messages: Vec<(String, Vec<u8>)> = chunk.iter().map(|e| {
+            let body = e.to_string();
+            (routing_key_for(&body), body.into_bytes())
+        }).collect();
+        let now = Instant::now();
+        for e in chunk {
+            published.entry(e["id"].as_str().unwrap().to_owned()).or_insert(now);
+        }
+        publisher.publish_all(&messages).await.unwrap();
+    }
+    let seen = poller.await.unwrap();
+    let peak = peak_rss_kib(worker.id());
+    stop(&mut worker);
+    connection.close(200, "ok".into()).await.unwrap();
+    scenario.drop().await;
+    let mut latencies: Vec<f64> = published
+        .iter()
+        .filter_map(|(id, sent)| seen.get(id).map(|s| s.saturating_duration_since(*sent).as_secs_f64() * 1000.0))
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
+    Latency { count: latencies.len(), p50_ms: at(0.5), p99_ms: at(0.99), max_ms: at(1.0), peak_rss_mib: peak as f64 / 1024.0 }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:").map(|v| v.trim().to_owned()))
+        .unwrap_or_default();
+    format!("{cores} cores ({cpu}), {mem} RAM")
+}
+
+#[tokio::main]
+async fn main() {
+    let args = args();
+    println!("machine: {}", machine());
+    println!("events: {} (seed 2026, 5% exact duplicates, 8% withdrawals), {} per message", args.events, args.per_message);
+    let events = generate::events_with_pool(2026, args.events, 5_000);
+
+    let one = drain("one", &events, args.per_message, 1, &[]).await;
+    let two = drain("two", &events, args.per_message, 2, &[]).await;
+    let baseline_set = &events[..args.baseline_events.min(events.len())];
+    let baseline = drain(
+        "baseline",
+        baseline_set,
+        1,
+        1,
+        &[("ECPAT_CONSUMER__BATCH_SIZE", "1"), ("ECPAT_AMQP__PREFETCH", "1")],
+    )
+    .await;
+    let latency_events = generate::events_with_pool(4242, args.rate * args.latency_seconds as usize, 5_000);
+    let lat = latency(&latency_events, args.rate, args.latency_seconds).await;
+
+    let rate = |d: &Drain| d.events as f64 / d.seconds;
+    println!();
+    println!("| measure | value |");
+    println!("| --- | --- |");
+    println!("| backlog drain, 1 worker | {:.0} events/s ({} events in {:.2} s) |", rate(&one), one.events, one.seconds);
+    println!("| backlog drain, 2 workers | {:.0} events/s ({} events in {:.2} s) |", rate(&two), two.events, two.seconds);
+    println!(
+        "| baseline (1 event per transaction, 1 ack per message) | {:.0} events/s ({} events in {:.2} s) |",
+        rate(&baseline),
+        baseline.events,
+        baseline.seconds
+    );
+    println!("| 1 worker / baseline | {:.1}x |", rate(&one) / rate(&baseline));
+    println!("| 2 workers / 1 worker | {:.2}x |", rate(&two) / rate(&one));
+    println!(
+        "| publish-to-committed at {} events/s ({} events) | p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms |",
+        args.rate, lat.count, lat.p50_ms, lat.p99_ms, lat.max_ms
+    );
+    println!(
+        "| peak resident memory | drain 1 worker {:.1} MiB, 2 workers {:.1} MiB each at most, latency run {:.1} MiB |",
+        one.peak_rss_mib, two.peak_rss_mib, lat.peak_rss_mib
+    );
+}
