@@ -97,7 +97,7 @@ impl Scenario {
             .env("ECPAT_AMQP__QUEUE", &self.settings.amqp.queue)
             .env("ECPAT_AMQP__DEAD_LETTER_EXCHANGE", &self.settings.amqp.dead_letter_exchange)
             .env("ECPAT_AMQP__DEAD_LETTER_QUEUE", &self.settings.amqp.dead_letter_queue)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", std::env::var("BENCH_WORKER_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::null());
         for (k, v) in extra {
             command.env(k, v);
@@ -213,8 +213,8 @@ async fn latency(events: &[Value], rate: usize, seconds: u64) -> Latency {
     let channel = connection.create_channel().await.unwrap();
     broker::declare_topology(&channel, &scenario.settings.amqp).await.unwrap();
     let publisher = Publisher::new(&connection, &scenario.settings.amqp.exchange).await.unwrap();
-    let total = (rate as u64 * seconds) as usize;
-    let events: Vec<&Value> = events.iter().take(total).collect();
+    let events: Vec<&Value> = events.iter().take((rate as u64 * seconds) as usize).collect();
+    let total = events.iter().map(|e| e["id"].as_str().unwrap_or_default()).collect::<HashSet<_>>().len();
     let pool = scenario.pool.clone();
     let poller = tokio::spawn(async move {
         let mut seen: HashMap<String, Instant> = HashMap::new();

@@ -15,6 +15,7 @@ pub struct Settings {
     pub http: Http,
     pub log: Log,
     pub catalogue: CataloguePath,
+    pub collector: Collector,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -57,6 +58,39 @@ pub struct Log {
 #[derive(Clone, Debug, Deserialize)]
 pub struct CataloguePath {
     pub path: PathBuf,
+}
+
+/// The social-metrics collector (`ecpat-indicators collect`). Platform tokens are not
+/// settings: they come from the environment only (see `collector::Tokens`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct Collector {
+    /// How often the loop looks for posts that are due.
+    pub tick_secs: u64,
+    /// Poll interval while a post is young, and how long it stays young.
+    pub young_interval_secs: u64,
+    pub young_for_days: u32,
+    /// Poll interval after that, until the post is `stop_after_days` old.
+    pub old_interval_secs: u64,
+    pub stop_after_days: u32,
+    /// Requests in flight at once, per platform.
+    pub concurrency: usize,
+    pub request_timeout_secs: u64,
+    pub connect_timeout_secs: u64,
+    /// Retries of one request after a 5xx or a network error, with jittered exponential backoff.
+    pub retries: u32,
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+    /// How long a platform rests after a 429 that names no reset time.
+    pub rate_limit_default_secs: u64,
+    /// How long a platform rests after its retries are exhausted (doubling, up to the max).
+    pub outage_initial_secs: u64,
+    pub outage_max_secs: u64,
+    pub user_agent: String,
+    /// API base URLs, overridable for proxies and tests.
+    pub mastodon_url: String,
+    pub youtube_url: String,
+    pub x_url: String,
+    pub facebook_url: String,
 }
 
 impl Settings {

@@ -5,6 +5,7 @@
 //! The way through, edge to core:
 //! - [`config`], [`telemetry`]: settings and logs;
 //! - [`broker`]: RabbitMQ connection, topology and confirmed publishing;
+//! - [`collector`]: polls the social platforms and publishes metric snapshots;
 //! - [`consumer`]: batches of deliveries, applied then acknowledged;
 //! - [`envelope`]: bytes to validated CloudEvents, or rejections;
 //! - [`records`]: the records events carry, parsed and normalised;
@@ -18,6 +19,7 @@ pub mod api;
 pub mod app;
 pub mod broker;
 pub mod cli;
+pub mod collector;
 pub mod config;
 pub mod consumer;
 pub mod envelope;

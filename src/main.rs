@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use ecpat_indicators::config::Settings;
-use ecpat_indicators::{app, cli, telemetry};
+use ecpat_indicators::{app, cli, collector, telemetry};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
@@ -33,6 +33,27 @@ enum Command {
         #[command(subcommand)]
         action: RejectionAction,
     },
+    /// Poll the social platforms for the tracked posts and publish metric snapshots.
+    Collect,
+    /// Register, list or stop tracking social posts for the collector.
+    Track {
+        #[command(subcommand)]
+        action: TrackAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum TrackAction {
+    /// Track a post (again, if it was removed or gone); it is polled at once.
+    Add(collector::track::AddArgs),
+    /// Print the tracked posts as JSON Lines.
+    List {
+        /// Only posts with this status: active, gone, withdrawn or removed.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Stop polling a post; the values already counted stay.
+    Remove { platform: String, post_id: String },
 }
 
 #[derive(Subcommand)]
@@ -72,6 +93,14 @@ async fn main() -> anyhow::Result<()> {
         Command::Rejections { action: RejectionAction::List { limit } } => cli::list_rejections(&settings, limit).await?,
         Command::Rejections { action: RejectionAction::Replay { reason, id } } => {
             cli::replay_rejections(&settings, reason.as_deref(), id).await?;
+        }
+        Command::Collect => collector::run(settings, shutdown_signal()?).await?,
+        Command::Track { action: TrackAction::Add(args) } => collector::track::add(&settings, &args).await?,
+        Command::Track { action: TrackAction::List { status } } => {
+            collector::track::list(&settings, status.as_deref()).await?;
+        }
+        Command::Track { action: TrackAction::Remove { platform, post_id } } => {
+            collector::track::remove(&settings, &platform, &post_id).await?;
         }
     }
     Ok(())

@@ -14,7 +14,7 @@ use crate::records::Record;
 use crate::store::read;
 
 /// `GET /api/v1/indicators/{code}/records?period=`: the current records that make up the
-/// total, each with what it contributes and every stored event that is a version of it.
+/// total, each with what it contributes (an amount, or the distinct items it names) and every stored event that is a version of it.
 pub async fn records(
     State(state): State<AppState>,
     Path(code_text): Path<String>,
@@ -27,15 +27,27 @@ pub async fn records(
     for row in read::current_records(&state.pool, record_type).await? {
         let record: Record = serde_json::from_str(&row.record)
             .map_err(|e| ApiError::Unavailable(format!("stored record cannot be read: {e}")))?;
-        let counted = contributions(&record).into_iter().find_map(|c| match c {
-            Contribution::Sum(k, amount) if k.indicator == code && k.period == period.as_str() && k.dimension.is_empty() => {
-                Some(json!({ "amount": amount }))
+        // A sum counts once; a distinct count may count several items (ND2's beneficiaries).
+        let mut amount = None;
+        let mut items = Vec::new();
+        for contribution in contributions(&record) {
+            match contribution {
+                Contribution::Sum(k, n) if k.indicator == code && k.period == period.as_str() && k.dimension.is_empty() => {
+                    amount = Some(n);
+                }
+                Contribution::Distinct(k, item)
+                    if k.indicator == code && k.period == period.as_str() && k.dimension.is_empty() =>
+                {
+                    items.push(item);
+                }
+                _ => {}
             }
-            Contribution::Distinct(k, item) if k.indicator == code && k.period == period.as_str() && k.dimension.is_empty() => {
-                Some(json!({ "item": item }))
-            }
-            _ => None,
-        });
+        }
+        let counted = match (amount, items.is_empty()) {
+            (Some(n), _) => Some(json!({ "amount": n })),
+            (None, false) => Some(json!({ "items": items })),
+            (None, true) => None,
+        };
         if let Some(counted) = counted {
             behind.push((row, record, counted));
         }

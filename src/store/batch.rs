@@ -54,26 +54,42 @@ pub struct Outcome {
 
 /// Applies `messages` in one transaction; nothing is written if it fails.
 pub async fn apply(pool: &PgPool, messages: &[Message]) -> Result<Outcome, sqlx::Error> {
+    let started = std::time::Instant::now();
     let mut tx = pool.begin().await?;
     sqlx::query!("select pg_advisory_xact_lock($1)", APPLY_LOCK).execute(&mut *tx).await?;
+    let locked = started.elapsed();
     let mut outcome = Outcome::default();
 
     let (fresh, in_batch_duplicates) = unique_events(messages);
     let inserted = insert_events(&mut tx, &fresh).await?;
     outcome.duplicates = in_batch_duplicates + fresh.len() - inserted.len();
     let new_events: Vec<(i64, &Event)> = inserted.into_iter().map(|(seq, i)| (seq, fresh[i].1)).collect();
+    let stored = started.elapsed();
 
     let before = load_before(&mut tx, &new_events).await?;
+    let loaded = started.elapsed();
     let plan = ledger::plan(&before, &new_events);
     outcome.applied = plan.applied;
     outcome.stale = plan.stale;
     write_records(&mut tx, &plan.records).await?;
     write_post_withdrawals(&mut tx, &plan.post_withdrawals).await?;
+    let written = started.elapsed();
     outcome.totals = apply_delta_in(&mut tx, plan.delta).await?;
+    let tallied = started.elapsed();
 
     outcome.rejected = insert_rejections(&mut tx, messages).await?;
     notify(&mut tx, &outcome.totals).await?;
     tx.commit().await?;
+    tracing::debug!(
+        events = fresh.len(),
+        lock_ms = locked.as_secs_f64() * 1e3,
+        events_ms = (stored - locked).as_secs_f64() * 1e3,
+        load_ms = (loaded - stored).as_secs_f64() * 1e3,
+        records_ms = (written - loaded).as_secs_f64() * 1e3,
+        tallies_ms = (tallied - written).as_secs_f64() * 1e3,
+        commit_ms = (started.elapsed() - tallied).as_secs_f64() * 1e3,
+        "Batch phases."
+    );
     Ok(outcome)
 }
 

@@ -2,11 +2,13 @@
 //!
 //! - `batch`: applies a batch of messages in one transaction;
 //! - `read`: what the API and CLI read (tallies, rejections);
-//! - `recompute`: rebuilds every tally from the stored records.
+//! - `recompute`: rebuilds every tally from the stored records;
+//! - `tracking`: the social posts the collector polls.
 
 pub mod batch;
 pub mod read;
 pub mod recompute;
+pub mod tracking;
 
 use std::time::Duration;
 

@@ -262,6 +262,13 @@ impl Worker {
     }
 }
 
+impl Drop for Worker {
+    /// A failing test must not leave its worker running.
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 unsafe extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
