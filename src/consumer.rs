@@ -10,12 +10,12 @@ use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, B
 use lapin::types::FieldTable;
 use lapin::{Channel, Consumer};
 use sqlx::PgPool;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep, timeout_at};
 use tracing::{debug, error, info, warn};
 
 use crate::broker::{self, BrokerError, headers_json};
-use crate::config::Settings;
+use crate::config::{Consumer as ConsumerSettings, Settings};
 use crate::envelope::decode;
 use crate::health::Health;
 use crate::metrics;
@@ -34,7 +34,7 @@ pub async fn run(settings: Settings, pool: PgPool, health: Arc<Health>, mut shut
                 warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "Lost the broker; reconnecting.");
                 tokio::select! {
                     _ = sleep(wait) => {}
-                    _ = shutdown.changed() => {}
+                    _ = shutdown.wait_for(|stop| *stop) => {}
                 }
             }
         }
@@ -43,7 +43,13 @@ pub async fn run(settings: Settings, pool: PgPool, health: Arc<Health>, mut shut
     info!("Consumer stopped.");
 }
 
+/// A batch of deliveries, decoded.
+type Batch = Vec<(Delivery, Message)>;
+
 /// One connection's life: declare, consume, apply batches. Returns `Ok` on shutdown.
+///
+/// A reader task takes and decodes the next batch while the current one is applied, so
+/// decoding overlaps the database's work; batches are applied (and acknowledged) in order.
 async fn session(
     settings: &Settings,
     pool: &PgPool,
@@ -56,27 +62,26 @@ async fn session(
     broker::declare_topology(&channel, &settings.amqp).await?;
     channel.basic_qos(settings.amqp.prefetch, BasicQosOptions::default()).await?;
     let tag = format!("ecpat-indicators-{}", std::process::id());
-    let mut consumer = channel
+    let consumer = channel
         .basic_consume(settings.amqp.queue.as_str().into(), tag.as_str().into(), BasicConsumeOptions::default(), FieldTable::default())
         .await?;
     health.set_consuming(true);
     info!(queue = %settings.amqp.queue, "Consuming.");
+
+    let (sender, mut batches) = mpsc::channel::<Batch>(1);
+    let reader = tokio::spawn(read_batches(consumer, settings.consumer.clone(), sender, shutdown.clone()));
     let mut backoff = Backoff::new(settings);
-    loop {
-        let first = tokio::select! {
-            next = consumer.next() => next,
-            _ = shutdown.changed() => None,
-        };
-        let first = match first {
-            Some(delivery) => delivery?,
-            None if *shutdown.borrow() => break,
-            None => return Err(BrokerError::ConsumerEnded),
-        };
-        let deliveries = fill_batch(first, &mut consumer, settings).await?;
-        if !process(&channel, pool, health, deliveries, &mut backoff, shutdown).await? {
+    let mut applied = Ok(true);
+    while let Some(batch) = batches.recv().await {
+        applied = process(&channel, pool, health, batch, &mut backoff, shutdown).await;
+        if !matches!(applied, Ok(true)) {
             break;
         }
     }
+    reader.abort();
+    let read = reader.await.unwrap_or(Ok(()));
+    applied?;
+    read?;
     // Stop deliveries; what was prefetched but not applied goes back to the queue.
     channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await?;
     channel.close(200, "shutdown".into()).await?;
@@ -84,17 +89,51 @@ async fn session(
     Ok(())
 }
 
-/// Adds deliveries to `first` until the batch is full or its time is up.
-async fn fill_batch(first: Delivery, consumer: &mut Consumer, settings: &Settings) -> Result<Vec<Delivery>, BrokerError> {
-    let deadline = Instant::now() + Duration::from_millis(settings.consumer.batch_timeout_ms);
-    let mut deliveries = vec![first];
-    while deliveries.len() < settings.consumer.batch_size {
+/// Takes deliveries into batches (full, or `batch_timeout_ms` after their first message)
+/// and decodes them, until shutdown or the consumer ends.
+async fn read_batches(
+    mut consumer: Consumer,
+    settings: ConsumerSettings,
+    sender: mpsc::Sender<Batch>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), BrokerError> {
+    loop {
+        let first = tokio::select! {
+            next = consumer.next() => next,
+            _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+        };
+        let first = match first {
+            Some(delivery) => delivery?,
+            None if *shutdown.borrow() => return Ok(()),
+            None => return Err(BrokerError::ConsumerEnded),
+        };
+        let batch = fill_batch(first, &mut consumer, &settings).await?;
+        if sender.send(batch).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// Adds deliveries to `first` until the batch holds `batch_size` events (or messages) or
+/// its time is up, decoding each.
+async fn fill_batch(first: Delivery, consumer: &mut Consumer, settings: &ConsumerSettings) -> Result<Batch, BrokerError> {
+    let deadline = Instant::now() + Duration::from_millis(settings.batch_timeout_ms);
+    let mut size = 0;
+    let mut batch = Vec::new();
+    let mut next = Some(first);
+    while let Some(delivery) = next.take() {
+        let message = to_message(&delivery);
+        size += message.decoded.events.len().max(1);
+        batch.push((delivery, message));
+        if size >= settings.batch_size {
+            break;
+        }
         match timeout_at(deadline, consumer.next()).await {
-            Ok(Some(delivery)) => deliveries.push(delivery?),
+            Ok(Some(delivery)) => next = Some(delivery?),
             Ok(None) | Err(_) => break,
         }
     }
-    Ok(deliveries)
+    Ok(batch)
 }
 
 fn to_message(delivery: &Delivery) -> Message {
@@ -112,11 +151,11 @@ async fn process(
     channel: &Channel,
     pool: &PgPool,
     health: &Health,
-    deliveries: Vec<Delivery>,
+    batch: Batch,
     backoff: &mut Backoff,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<bool, BrokerError> {
-    let messages: Vec<Message> = deliveries.iter().map(to_message).collect();
+    let (deliveries, messages): (Vec<Delivery>, Vec<Message>) = batch.into_iter().unzip();
     match apply_with_retry(pool, health, &messages, backoff, shutdown).await {
         Applied::Done(outcome) => {
             let last = deliveries.last().expect("a batch is never empty").delivery_tag;
@@ -178,7 +217,7 @@ async fn apply_with_retry(
                 warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "Database unavailable; batch not acknowledged, retrying.");
                 tokio::select! {
                     _ = sleep(wait) => {}
-                    _ = shutdown.changed() => return Applied::ShuttingDown,
+                    _ = shutdown.wait_for(|stop| *stop) => return Applied::ShuttingDown,
                 }
             }
             Err(e) => return Applied::Failed(e),

@@ -52,9 +52,11 @@ pub async fn records(
             behind.push((row, record, counted));
         }
     }
-    let mut keys: Vec<String> = behind.iter().map(|(row, _, _)| row.record_key.clone()).collect();
-    keys.extend(behind.iter().filter_map(|(row, _, _)| row.post_key.clone()));
-    let events = read::events_naming(&state.pool, record_type, &keys).await?;
+    let mut groups: Vec<String> =
+        behind.iter().map(|(row, _, _)| row.post_key.clone().unwrap_or_else(|| row.record_key.clone())).collect();
+    groups.sort();
+    groups.dedup();
+    let events = read::events_in_groups(&state.pool, record_type, &groups).await?;
     let mut by_key: HashMap<&str, Vec<&read::EvidenceEvent>> = HashMap::new();
     for event in &events {
         for key in &event.record_keys {

@@ -112,25 +112,33 @@ fn unique_events(messages: &[Message]) -> (Vec<(&str, &Event)>, usize) {
     (events, duplicates)
 }
 
-/// What an event is a version of: its record type and keys, as stored with it.
-fn targets(event: &Event) -> (RecordType, Vec<String>) {
+/// What an event is a version of: its record type and keys, as stored with it, and its
+/// group (the record key, or for a social post the post key).
+fn targets(event: &Event) -> (RecordType, Vec<String>, String) {
     let mut record_type = RecordType::SocialPost;
+    let mut group = None;
     let keys = event
         .changes
         .iter()
         .map(|change| match change {
             Change::Upsert(record) => {
                 record_type = record.record_type();
-                record.key().key
+                let key = record.key().key;
+                group = Some(record.group().unwrap_or_else(|| key.clone()));
+                key
             }
             Change::Withdraw(key) => {
                 record_type = key.record_type;
+                group = Some(key.key.clone());
                 key.key.clone()
             }
-            Change::WithdrawPost(post) => post.clone(),
+            Change::WithdrawPost(post) => {
+                group = Some(post.clone());
+                post.clone()
+            }
         })
         .collect();
-    (record_type, keys)
+    (record_type, keys, group.expect("an event changes at least one record"))
 }
 
 /// Inserts the events that are not stored yet; returns their sequence numbers with
@@ -147,8 +155,10 @@ async fn insert_events(tx: &mut PgConnection, events: &[(&str, &Event)]) -> Resu
     let mut record_types = Vec::new();
     let mut keys = Vec::new();
     let mut bodies = Vec::new();
+    let mut groups = Vec::new();
     for (routing_key, event) in events {
-        let (record_type, record_keys) = targets(event);
+        let (record_type, record_keys, group) = targets(event);
+        groups.push(group);
         sources.push(event.source.clone());
         ids.push(event.id.clone());
         types.push(event.event_type.as_str().to_owned());
@@ -160,10 +170,11 @@ async fn insert_events(tx: &mut PgConnection, events: &[(&str, &Event)]) -> Resu
     }
     let hashes: Vec<Vec<u8>> = events.iter().map(|(_, e)| event_key(&e.source, &e.id)).collect();
     let rows = sqlx::query!(
-        r#"insert into events (event_key, source, id, type, time, routing_key, record_type, record_keys, body)
-        select ek, s, i, t, tm, rk, rt, array(select json_array_elements_text(k::json)), b::json
+        r#"insert into events (event_key, source, id, type, time, routing_key, record_type, record_keys, record_group,
+            body)
+        select ek, s, i, t, tm, rk, rt, array(select json_array_elements_text(k::json)), g, b::json
         from unnest($1::bytea[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::text[],
-            $8::text[], $9::text[]) as u(ek, s, i, t, tm, rk, rt, k, b)
+            $8::text[], $9::text[], $10::text[]) as u(ek, s, i, t, tm, rk, rt, k, g, b)
         on conflict (event_key) do nothing
         returning seq, source, id"#,
         &hashes,
@@ -174,6 +185,7 @@ async fn insert_events(tx: &mut PgConnection, events: &[(&str, &Event)]) -> Resu
         &routing_keys,
         &record_types,
         &keys,
+        &groups,
         &bodies,
     )
     .fetch_all(&mut *tx)
@@ -226,20 +238,33 @@ async fn load_before(tx: &mut PgConnection, events: &[(i64, &Event)]) -> Result<
     }
     let withdrawn_posts: Vec<String> = withdrawn_posts.into_iter().collect();
     let posts: Vec<String> = posts.into_iter().collect();
-    let rows = sqlx::query!(
-        r#"select record_type, record_key, post_key, version_secs, version_nanos, version_source, version_id,
-            event_seq, record::text as record
-        from records
-        where (record_type, record_key) in (select * from unnest($1::text[], $2::text[]))
-           or post_key = any($3::text[])"#,
+    // Two look-ups, each by its own index (an `or` of both would scan the table).
+    let by_key = sqlx::query_as!(
+        StoredRow,
+        r#"select r.record_type, r.record_key, r.post_key, r.version_secs, r.version_nanos, r.version_source,
+            r.version_id, r.event_seq, r.record::text as record
+        from unnest($1::text[], $2::text[]) as u(rt, rk)
+        join records r on r.record_type = u.rt and r.record_key = u.rk"#,
         &types,
         &keys,
-        &withdrawn_posts,
     )
     .fetch_all(&mut *tx)
     .await?;
+    let by_post = if withdrawn_posts.is_empty() {
+        vec![]
+    } else {
+        sqlx::query_as!(
+            StoredRow,
+            r#"select record_type, record_key, post_key, version_secs, version_nanos, version_source, version_id,
+                event_seq, record::text as record
+            from records where post_key = any($1::text[])"#,
+            &withdrawn_posts,
+        )
+        .fetch_all(&mut *tx)
+        .await?
+    };
     let mut before = Before::default();
-    for row in rows {
+    for row in by_key.into_iter().chain(by_post) {
         let record_type = RecordType::parse(&row.record_type).ok_or_else(|| corrupt("record_type", &row.record_type))?;
         let record = row
             .record
@@ -271,6 +296,19 @@ async fn load_before(tx: &mut PgConnection, events: &[(i64, &Event)]) -> Result<
         before.post_withdrawals.insert(row.post_key, PostWithdrawal { version, event_seq: row.event_seq });
     }
     Ok(before)
+}
+
+/// A stored current version, as read.
+struct StoredRow {
+    record_type: String,
+    record_key: String,
+    post_key: Option<String>,
+    version_secs: i64,
+    version_nanos: i32,
+    version_source: String,
+    version_id: String,
+    event_seq: i64,
+    record: Option<String>,
 }
 
 fn corrupt(what: &str, detail: &str) -> sqlx::Error {

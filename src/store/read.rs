@@ -162,15 +162,16 @@ pub struct EvidenceEvent {
     pub record_keys: Vec<String>,
 }
 
-/// Every stored event of `record_type` that names one of `keys`, oldest version first.
-pub async fn events_naming(pool: &PgPool, record_type: &str, keys: &[String]) -> Result<Vec<EvidenceEvent>, sqlx::Error> {
+/// Every stored event of `record_type` in one of `groups` (record keys, or post keys for
+/// social posts), oldest version first.
+pub async fn events_in_groups(pool: &PgPool, record_type: &str, groups: &[String]) -> Result<Vec<EvidenceEvent>, sqlx::Error> {
     sqlx::query_as!(
         EvidenceEvent,
         r#"select seq, source, id, type as event_type, time, received_at, record_keys
-        from events where record_type = $1 and record_keys && $2::text[]
+        from events where record_type = $1 and record_group = any($2::text[])
         order by time, source, id"#,
         record_type,
-        keys
+        groups
     )
     .fetch_all(pool)
     .await
