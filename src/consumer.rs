@@ -142,6 +142,7 @@ fn to_message(delivery: &Delivery) -> Message {
         headers: headers_json(delivery.properties.headers().as_ref()),
         size: delivery.data.len(),
         decoded: decode(&delivery.data),
+        maybe_applied: delivery.redelivered,
     }
 }
 
@@ -155,8 +156,8 @@ async fn process(
     backoff: &mut Backoff,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<bool, BrokerError> {
-    let (deliveries, messages): (Vec<Delivery>, Vec<Message>) = batch.into_iter().unzip();
-    match apply_with_retry(pool, health, &messages, backoff, shutdown).await {
+    let (deliveries, mut messages): (Vec<Delivery>, Vec<Message>) = batch.into_iter().unzip();
+    match apply_with_retry(pool, health, &mut messages, backoff, shutdown).await {
         Applied::Done(outcome) => {
             let last = deliveries.last().expect("a batch is never empty").delivery_tag;
             channel.basic_ack(last, BasicAckOptions { multiple: true }).await?;
@@ -166,8 +167,9 @@ async fn process(
         Applied::ShuttingDown => Ok(false),
         Applied::Failed(e) => {
             warn!(error = %e, messages = messages.len(), "Batch failed permanently; applying its messages one by one.");
-            for (delivery, message) in deliveries.iter().zip(messages) {
-                match apply_with_retry(pool, health, std::slice::from_ref(&message), backoff, shutdown).await {
+            for (delivery, mut message) in deliveries.iter().zip(messages) {
+                message.maybe_applied = true;
+                match apply_with_retry(pool, health, std::slice::from_mut(&mut message), backoff, shutdown).await {
                     Applied::Done(outcome) => {
                         channel.basic_ack(delivery.delivery_tag, BasicAckOptions::default()).await?;
                         log_outcome(1, &outcome);
@@ -197,7 +199,7 @@ enum Applied {
 async fn apply_with_retry(
     pool: &PgPool,
     health: &Health,
-    messages: &[Message],
+    messages: &mut [Message],
     backoff: &mut Backoff,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Applied {
@@ -211,6 +213,8 @@ async fn apply_with_retry(
                 return Applied::Done(outcome);
             }
             Err(e) if is_transient(&e) => {
+                // The commit may have gone through before the connection was lost.
+                messages.iter_mut().for_each(|m| m.maybe_applied = true);
                 health.set_database_ok(false);
                 metrics::batch_retried();
                 let wait = backoff.next();

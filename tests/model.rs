@@ -33,6 +33,7 @@ fn batches(events: &[Value], rng: &mut Rng, max_batch: u64) -> Vec<Vec<Message>>
                 headers: Value::Object(Default::default()),
                 size: body.len(),
                 decoded: decode(body.as_bytes()),
+                maybe_applied: false,
             });
         }
         out.push(messages);

@@ -32,6 +32,10 @@ pub struct Message {
     /// The body's size in bytes.
     pub size: usize,
     pub decoded: Decoded,
+    /// The message may have been applied before (redelivered by the broker, or its batch
+    /// retried after a failure whose commit may have gone through): its rejections are
+    /// stored only if not already there.
+    pub maybe_applied: bool,
 }
 
 /// A total that changed, as announced to dashboards.
@@ -499,6 +503,7 @@ fn code_rank(code: &str) -> usize {
 
 /// Stores every rejection of the batch; returns their reasons.
 async fn insert_rejections(tx: &mut PgConnection, messages: &[Message]) -> Result<Vec<Reason>, sqlx::Error> {
+    let seen = already_rejected(tx, messages).await?;
     let mut reasons = Vec::new();
     let mut details = Vec::new();
     let mut routing_keys = Vec::new();
@@ -510,17 +515,23 @@ async fn insert_rejections(tx: &mut PgConnection, messages: &[Message]) -> Resul
     let mut indexes: Vec<Option<i32>> = Vec::new();
     for message in messages {
         for rejection in &message.decoded.rejections {
+            let hash = hex::encode(Sha256::digest(&rejection.raw));
+            let index = rejection.index.map(|i| i as i32);
+            let routing_key = sanitize(&message.routing_key);
+            if message.maybe_applied && seen.contains(&(hash.clone(), routing_key.clone(), index)) {
+                continue;
+            }
             let whole = rejection.raw.len() > MAX_BODY;
             let kept = if whole { &rejection.raw[..KEPT_PREFIX] } else { &rejection.raw[..] };
             reasons.push(rejection.reason);
             details.push(sanitize(&rejection.detail));
-            routing_keys.push(sanitize(&message.routing_key));
+            routing_keys.push(routing_key);
             headers.push(message.headers.to_string());
             bodies.push(kept.to_vec());
             sizes.push(rejection.raw.len() as i64);
-            hashes.push(hex::encode(Sha256::digest(&rejection.raw)));
+            hashes.push(hash);
             truncated.push(whole);
-            indexes.push(rejection.index.map(|i| i as i32));
+            indexes.push(index);
         }
     }
     if reasons.is_empty() {
@@ -545,6 +556,29 @@ async fn insert_rejections(tx: &mut PgConnection, messages: &[Message]) -> Resul
     .execute(&mut *tx)
     .await?;
     Ok(reasons)
+}
+
+/// The stored rejections (hash, routing key, batch index) that messages which may have been
+/// applied before could repeat.
+async fn already_rejected(
+    tx: &mut PgConnection,
+    messages: &[Message],
+) -> Result<HashSet<(String, String, Option<i32>)>, sqlx::Error> {
+    let hashes: Vec<String> = messages
+        .iter()
+        .filter(|m| m.maybe_applied)
+        .flat_map(|m| m.decoded.rejections.iter().map(|r| hex::encode(Sha256::digest(&r.raw))))
+        .collect();
+    if hashes.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let rows = sqlx::query!(
+        "select sha256, routing_key, batch_index from rejections where sha256 = any($1::text[])",
+        &hashes
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.sha256, r.routing_key, r.batch_index)).collect())
 }
 
 /// Announces the changed totals on [`TALLY_CHANNEL`], delivered at commit.
