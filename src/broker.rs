@@ -5,6 +5,7 @@ use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
+use lapin::uri::AMQPUri;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use serde_json::{Map, Value};
 
@@ -13,6 +14,8 @@ use crate::config::{Amqp, redact};
 /// A broker failure, with the URL's password removed.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
+    #[error("invalid RabbitMQ URL {url}: {reason}")]
+    InvalidUrl { url: String, reason: String },
     #[error("cannot connect to RabbitMQ at {url}: {source}")]
     Connect { url: String, source: lapin::Error },
     #[error("RabbitMQ error: {0}")]
@@ -25,10 +28,14 @@ pub enum BrokerError {
 
 /// Opens a connection named after this process, so operators can find it.
 pub async fn connect(settings: &Amqp, name: &str) -> Result<Connection, BrokerError> {
+    let url = redact(&settings.url);
+    // Parsed here because lapin's parse errors can quote the whole URL, password included.
+    let uri: AMQPUri = settings.url.parse().map_err(|reason: String| BrokerError::InvalidUrl {
+        reason: reason.replace(&settings.url, &url),
+        url: url.clone(),
+    })?;
     let properties = ConnectionProperties::default().with_connection_name(name.into());
-    Connection::connect(&settings.url, properties)
-        .await
-        .map_err(|source| BrokerError::Connect { url: redact(&settings.url), source })
+    Connection::connect_uri(uri, properties).await.map_err(|source| BrokerError::Connect { url, source })
 }
 
 /// Declares, idempotently, the exchanges and queues the service uses.

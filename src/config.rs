@@ -109,19 +109,34 @@ impl Settings {
     }
 }
 
-/// A URL with its password replaced by `***`, for logs and error messages.
+/// A URL with its password replaced by `***`, for logs and error messages: the password of
+/// the user information, with or without `//` after the scheme (`amqp:user:pass@host` is
+/// malformed but must not leak either), and any `password` query parameter.
 pub fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else { return url.to_owned() };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match authority.rfind('@') {
-        Some(at) => {
-            let user = authority[..at].split(':').next().unwrap_or("");
-            format!("{}://{user}:***@{}{}", &url[..scheme_end], &authority[at + 1..], &rest[authority_end..])
+    let Some(colon) = url.find(':') else { return url.to_owned() };
+    let start = if url[colon + 1..].starts_with("//") { colon + 3 } else { colon + 1 };
+    let (head, rest) = url.split_at(start);
+    // The user information ends at the last `@` before the query, so that a password with
+    // an unescaped `/`, `#` or `@` is hidden too.
+    let (userinfo, tail) = match rest[..rest.find('?').unwrap_or(rest.len())].rfind('@') {
+        Some(at) => (format!("{}:***@", rest[..at].split(':').next().unwrap_or("")), &rest[at + 1..]),
+        None => (String::new(), rest),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let (query, fragment) = query.split_once('#').map_or((query, None), |(q, f)| (q, Some(f)));
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}{}", pairs.join("&"), fragment.map_or(String::new(), |f| format!("#{f}")))
         }
-        None => url.to_owned(),
-    }
+        None => tail.to_owned(),
+    };
+    format!("{head}{userinfo}{tail}")
 }
 
 #[cfg(test)]
@@ -133,5 +148,13 @@ mod tests {
         assert_eq!(redact("postgres://app:s3cret@db:5432/ecpat"), "postgres://app:***@db:5432/ecpat");
         assert_eq!(redact("amqps://u:p%40ss@broker/%2f?x=1"), "amqps://u:***@broker/%2f?x=1");
         assert_eq!(redact("amqp://127.0.0.1:5672/%2f"), "amqp://127.0.0.1:5672/%2f");
+        assert_eq!(redact("amqp:u:s3cret@broker/%2f"), "amqp:u:***@broker/%2f");
+        assert_eq!(
+            redact("postgres://app@db/ecpat?sslmode=require&password=s3cret&x=1#f"),
+            "postgres://app:***@db/ecpat?sslmode=require&password=***&x=1#f"
+        );
+        assert_eq!(redact("postgres:///ecpat?PASSWORD=s3cret"), "postgres:///ecpat?PASSWORD=***");
+        assert_eq!(redact("postgres://u:p/a#s@s@db/x"), "postgres://u:***@db/x");
+        assert_eq!(redact("not a url"), "not a url");
     }
 }

@@ -313,7 +313,8 @@ async fn dashboard_scenario(env: &mut TestEnv, w: usize, browser: &Browser) {
     browser.click("#lang-toggle").await;
     let english = json!(["en", ke1["title_en"]]);
     let language =
-        "return [document.documentElement.lang, document.querySelector('[data-code=\"KE1\"] h3 .title').textContent]";
+        "const t = document.querySelector('[data-code=\"KE1\"] h3 .title'); \
+         return [document.documentElement.lang, t ? t.textContent : null]";
     browser.wait_for("the page in English", language, json!([]), english.clone()).await;
     browser.refresh().await;
     browser.wait_for("English after a reload", language, json!([]), english).await;

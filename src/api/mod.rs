@@ -1,6 +1,7 @@
 //! The HTTP API of CONTRACT §5: indicator values, rejections, health and readiness, the
 //! live stream, metrics and the dashboard page.
 
+mod auth;
 mod dashboard;
 mod evidence;
 pub mod stream;
@@ -34,9 +35,9 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
-/// The API's routes.
+/// The API's routes, behind the token of `ECPAT_API_TOKEN` when it is set (see `auth`).
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/api/v1/indicators", get(list))
@@ -50,7 +51,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(|| async { crate::metrics::handle().render() }))
         .merge(dashboard::routes())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
-        .with_state(state)
+        .with_state(state);
+    auth::protect(routes, auth::Token::from_env())
 }
 
 /// An error answer: `{"error": "..."}` with its status.

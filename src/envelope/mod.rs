@@ -5,7 +5,7 @@ use chrono::{DateTime, FixedOffset};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::records::fields::{parse_rfc3339, quote};
+use crate::records::fields::{parse_rfc3339, quote, shown};
 use crate::records::parse::{parse_event_data, unknown_type};
 use crate::records::{Change, EventType, str_enum};
 
@@ -136,30 +136,30 @@ fn decode_event(raw: &RawValue) -> Result<Event, Failure> {
     };
     match map.get("specversion") {
         Some(Value::String(v)) if v == "1.0" => {}
-        Some(other) => return Err(envelope_error(format!("specversion must be \"1.0\", not {other}"))),
+        Some(other) => return Err(envelope_error(format!("specversion must be \"1.0\", not {}", shown(other)))),
         None => return Err(envelope_error("specversion is required".into())),
     }
     let id = attribute_text(&map, "id", 256)?;
     let source = attribute_text(&map, "source", 1024)?;
     let event_type = match map.get("type") {
         Some(Value::String(t)) => EventType::parse(t).ok_or_else(|| (Reason::UnknownType, unknown_type(t)))?,
-        Some(other) => return Err(envelope_error(format!("type must be a string, not {other}"))),
+        Some(other) => return Err(envelope_error(format!("type must be a string, not {}", shown(other)))),
         None => return Err(envelope_error("type is required".into())),
     };
     let time = match map.get("time") {
         Some(Value::String(t)) => parse_rfc3339(t)
             .ok_or_else(|| envelope_error(format!("time {} is not an RFC 3339 timestamp with offset", quote(t))))?,
-        Some(other) => return Err(envelope_error(format!("time must be a string, not {other}"))),
+        Some(other) => return Err(envelope_error(format!("time must be a string, not {}", shown(other)))),
         None => return Err(envelope_error("time is required".into())),
     };
     match map.get("datacontenttype") {
         None => {}
         Some(Value::String(t)) if t == "application/json" => {}
-        Some(other) => return Err(envelope_error(format!("datacontenttype must be \"application/json\", not {other}"))),
+        Some(other) => return Err(envelope_error(format!("datacontenttype must be \"application/json\", not {}", shown(other)))),
     }
     let data = match map.get("data") {
         Some(data @ Value::Object(_)) => data,
-        Some(other) => return Err(envelope_error(format!("data must be a JSON object, not {other}"))),
+        Some(other) => return Err(envelope_error(format!("data must be a JSON object, not {}", shown(other)))),
         None => return Err(envelope_error("data is required".into())),
     };
     let changes = parse_event_data(event_type, data).map_err(|e| (Reason::InvalidData, e.to_string()))?;
@@ -170,7 +170,7 @@ fn decode_event(raw: &RawValue) -> Result<Event, Failure> {
 fn attribute_text(map: &Map<String, Value>, name: &str, max: usize) -> Result<String, Failure> {
     let text = match map.get(name) {
         Some(Value::String(text)) => text,
-        Some(other) => return Err(envelope_error(format!("{name} must be a string, not {other}"))),
+        Some(other) => return Err(envelope_error(format!("{name} must be a string, not {}", shown(other)))),
         None => return Err(envelope_error(format!("{name} is required"))),
     };
     let count = text.chars().count();

@@ -106,6 +106,12 @@ pub fn quote(text: &str) -> String {
     format!("{short:?}{ellipsis}")
 }
 
+/// A JSON value for an error message: escaped, and cut short however large it is.
+pub fn shown(value: &Value) -> String {
+    let text = value.to_string();
+    if text.chars().count() <= 80 { text } else { format!("{}…", text.chars().take(80).collect::<String>()) }
+}
+
 fn string<'v>(value: &'v Value, path: &str) -> Result<&'v str> {
     value.as_str().ok_or_else(|| error(path, format!("must be a string, not {}", kind(value))))
 }
@@ -120,7 +126,7 @@ pub fn integer(value: &Value, path: &str, min: i64, max: i64) -> Result<i64> {
     value
         .as_i64()
         .filter(|n| (min..=max).contains(n))
-        .ok_or_else(|| error(path, format!("must be an integer from {min} to {max}, not {value}")))
+        .ok_or_else(|| error(path, format!("must be an integer from {min} to {max}, not {}", shown(value))))
 }
 
 /// An identifier: 1-256 characters, no control characters.

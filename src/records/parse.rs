@@ -167,7 +167,7 @@ fn withdrawal(f: &Fields) -> Result<Change> {
     };
     if let Some(extra) = key.names().find(|name| !expected.contains(&name.as_str())) {
         return Err(error(
-            &key.path(extra),
+            &key.path(&field_name(extra)),
             format!("is not a key field of {} (expected {})", record_type.as_str(), expected.join(", ")),
         ));
     }
@@ -179,6 +179,12 @@ fn withdrawal(f: &Fields) -> Result<Change> {
         _ => vec![key.req(expected[0], identifier)?.into()],
     };
     Ok(Change::Withdraw(RecordKey { record_type, key: key_text(&parts) }))
+}
+
+/// A field name for an error's path: as is when plain, else quoted (escaped, cut short).
+fn field_name(name: &str) -> String {
+    let plain = name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if plain { name.to_owned() } else { quote(name) }
 }
 
 /// The error for an event `type` that is not one of ours.

@@ -399,8 +399,15 @@ function barChart(points) {
 
 // ---- Data ------------------------------------------------------------------------------
 
+// The API token, when the page was opened as `/?access_token=...` (the server asks for one
+// when ECPAT_API_TOKEN is set): sent as a header to the API, and in the stream's URL because
+// EventSource cannot send headers.
+const accessToken = new URLSearchParams(location.search).get('access_token');
+
 async function getJson(path) {
-  const response = await fetch(path, { headers: { accept: 'application/json' }, cache: 'no-store' });
+  const headers = { accept: 'application/json' };
+  if (accessToken) headers.authorization = `Bearer ${accessToken}`;
+  const response = await fetch(path, { headers, cache: 'no-store' });
   if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
   return response.json();
 }
@@ -511,7 +518,8 @@ let source = null;
 let reconnectDelay = 1000;
 
 function connect() {
-  source = new EventSource('/api/v1/stream');
+  const query = accessToken ? `?access_token=${encodeURIComponent(accessToken)}` : '';
+  source = new EventSource(`/api/v1/stream${query}`);
   source.addEventListener('open', () => {
     reconnectDelay = 1000;
     setStatus('live');

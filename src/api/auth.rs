@@ -1,0 +1,95 @@
+//! The optional API token: when `ECPAT_API_TOKEN` is set, every request but the probes
+//! (`/healthz`, `/readyz`) and the dashboard's static assets must carry it, as
+//! `Authorization: Bearer <token>` or as an `access_token` query parameter (for the
+//! dashboard's links and its EventSource, which cannot send headers).
+//!
+//! The token is for exposing the API beyond loopback, always behind TLS (a reverse proxy):
+//! it travels in clear otherwise. It is read from the environment only, never from the
+//! configuration files, and never logged.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+/// The environment variable that holds the token.
+pub const TOKEN_VAR: &str = "ECPAT_API_TOKEN";
+
+/// Paths served without the token: the probes (orchestrators call them bare) and the
+/// dashboard's embedded script and style sheet, which the page loads without its query
+/// string and which hold no data.
+const OPEN_PATHS: &[&str] = &["/healthz", "/readyz", "/assets/app.js", "/assets/style.css"];
+
+/// The expected token, kept as its SHA-256 so that comparing takes the same time whatever
+/// the length or content of what is offered.
+#[derive(Clone)]
+pub struct Token(Arc<[u8; 32]>);
+
+impl Token {
+    /// The token from [`TOKEN_VAR`]; `None` when it is unset or empty (no authentication).
+    pub fn from_env() -> Option<Token> {
+        std::env::var(TOKEN_VAR).ok().filter(|t| !t.is_empty()).map(|t| Token::new(&t))
+    }
+
+    pub fn new(token: &str) -> Token {
+        Token(Arc::new(Sha256::digest(token.as_bytes()).into()))
+    }
+
+    /// Whether `offered` is the token, in constant time.
+    fn matches(&self, offered: &str) -> bool {
+        let offered: [u8; 32] = Sha256::digest(offered.as_bytes()).into();
+        let difference = self.0.iter().zip(offered.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        std::hint::black_box(difference) == 0
+    }
+}
+
+/// Wraps every route of `router` with the token check, when there is a token.
+pub fn protect(router: Router, token: Option<Token>) -> Router {
+    match token {
+        Some(token) => {
+            tracing::info!("The HTTP API requires a bearer token ({TOKEN_VAR}).");
+            router.layer(axum::middleware::from_fn_with_state(token, require))
+        }
+        None => router,
+    }
+}
+
+#[derive(Deserialize)]
+struct AccessToken {
+    access_token: Option<String>,
+}
+
+/// The token offered by a request: the bearer credentials, else the query parameter.
+fn offered(request: &Request) -> Option<String> {
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, credentials)| credentials.trim().to_owned());
+    bearer.or_else(|| Query::<AccessToken>::try_from_uri(request.uri()).ok().and_then(|q| q.0.access_token))
+}
+
+async fn require(State(token): State<Token>, request: Request, next: Next) -> Response {
+    if OPEN_PATHS.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
+    match offered(&request) {
+        Some(offered) if token.matches(&offered) => next.run(request).await,
+        Some(_) => unauthorized("the API token is wrong"),
+        None => unauthorized("this API requires a token: Authorization: Bearer <token>"),
+    }
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut response = (StatusCode::UNAUTHORIZED, Json(json!({ "error": message }))).into_response();
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
