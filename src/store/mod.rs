@@ -13,7 +13,9 @@ pub mod tracking;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use std::net::IpAddr;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 
 /// Every batch and every recompute holds this transaction-level advisory lock, so that
 /// worker processes apply their batches one at a time: tallies cannot suffer lost
@@ -23,10 +25,20 @@ const APPLY_LOCK: i64 = 0x4543_5041_5431;
 /// Opens a pool. Connections are made lazily, so a worker starts while the database is
 /// down and reports not ready until it is back.
 pub fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
-    PgPoolOptions::new()
+    Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_lazy(url)
+        .connect_lazy_with(connect_options(url)?))
+}
+
+/// The URL's options; on a loopback host with no `sslmode` in the URL, TLS is off: it
+/// protects nothing there and cost two thirds of the throughput (docs/performance.md).
+/// Anywhere else the URL decides (sqlx's default is `prefer`).
+pub fn connect_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
+    let options: PgConnectOptions = url.parse()?;
+    let host = options.get_host();
+    let loopback = host == "localhost" || host.starts_with('/') || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    Ok(if loopback && !url.contains("sslmode") { options.ssl_mode(PgSslMode::Disable) } else { options })
 }
 
 /// Applies the pending migrations.
@@ -46,5 +58,19 @@ pub fn is_transient(error: &sqlx::Error) -> bool {
             code.starts_with("08") || code == "40001" || code == "40P01" || code.starts_with("53") || code.starts_with("57P")
         }),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_is_off_on_loopback_unless_the_url_asks_for_it() {
+        let mode = |url: &str| format!("{:?}", connect_options(url).unwrap().get_ssl_mode());
+        assert_eq!(mode("postgres://u@127.0.0.1:5432/db"), "Disable");
+        assert_eq!(mode("postgres://u@localhost/db"), "Disable");
+        assert_eq!(mode("postgres://u@127.0.0.1/db?sslmode=require"), "Require");
+        assert_eq!(mode("postgres://u@db.example.org/db"), "Prefer");
     }
 }
