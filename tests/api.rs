@@ -10,44 +10,16 @@ use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use common::{TestEnv, Worker, event};
+use common::{TestEnv, Worker, event, publication, snapshot};
 use futures::FutureExt;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
 const CODES: [&str; 13] = ["KE1", "KE2", "KE3", "AP1", "AP2", "AP3", "AP4", "CV1", "CV2", "CV3", "ND1", "ND2", "ND3"];
 const PUBLICATION: &str = "org.ecpat.research.publication.recorded";
-const SNAPSHOT: &str = "org.ecpat.social.metrics.snapshot";
 const TRAINING: &str = "org.ecpat.capacity.training.recorded";
 const RESEARCH_TEAM: &str = "urn:ecpat:fr:research-team";
 
-fn publication(id: &str, time: &str, publication_id: &str, scope: &str, published_on: &str) -> Value {
-    event(
-        RESEARCH_TEAM,
-        id,
-        time,
-        PUBLICATION,
-        json!({
-            "publication_id": publication_id, "title": "Sexual exploitation of children online",
-            "scope": scope, "countries": ["fr"], "themes": ["online", "access_to_justice"],
-            "contributed": true, "published_on": published_on,
-        }),
-    )
-}
-
-fn snapshot(id: &str, time: &str, likes: i64, shares: i64) -> Value {
-    event(
-        "urn:ecpat:fr:social-collector",
-        id,
-        time,
-        SNAPSHOT,
-        json!({
-            "platform": "facebook", "post_id": "p1", "member": "ecpat-france",
-            "published_at": "2019-03-01T10:00:00+01:00", "publication_id": "pub-1",
-            "metrics": {"likes": likes, "shares": shares},
-        }),
-    )
-}
 
 fn training(id: &str, training_id: &str, held_on: &str, beneficiaries: &[&str]) -> Value {
     event(

@@ -5,42 +5,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestEnv, event};
+use common::{TestEnv, event, publication, snapshot};
 use ecpat_indicators::store::recompute::recompute;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
-const PUBLICATION: &str = "org.ecpat.research.publication.recorded";
-const SNAPSHOT: &str = "org.ecpat.social.metrics.snapshot";
 const WITHDRAWN: &str = "org.ecpat.record.withdrawn";
-
-fn publication(id: &str, time: &str, publication_id: &str, scope: &str, published_on: &str) -> Value {
-    event(
-        "urn:ecpat:fr:research-team",
-        id,
-        time,
-        PUBLICATION,
-        json!({
-            "publication_id": publication_id, "title": "Sexual exploitation of children online",
-            "scope": scope, "countries": ["fr"], "themes": ["online", "access_to_justice"],
-            "contributed": true, "published_on": published_on,
-        }),
-    )
-}
-
-fn snapshot(id: &str, time: &str, likes: i64, shares: i64) -> Value {
-    event(
-        "urn:ecpat:fr:social-collector",
-        id,
-        time,
-        SNAPSHOT,
-        json!({
-            "platform": "facebook", "post_id": "p1", "member": "ecpat-france",
-            "published_at": "2019-03-01T10:00:00+01:00", "publication_id": "pub-1",
-            "metrics": {"likes": likes, "shares": shares},
-        }),
-    )
-}
 
 async fn assert_recompute_matches(env: &TestEnv) {
     let incremental = env.values().await;

@@ -274,6 +274,37 @@ unsafe extern "C" {
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
 
+/// A publication of the research team (global or thematic scope counts in KE1; every one in
+/// CV3; a national one in KE2, for France).
+pub fn publication(id: &str, time: &str, publication_id: &str, scope: &str, published_on: &str) -> Value {
+    event(
+        "urn:ecpat:fr:research-team",
+        id,
+        time,
+        "org.ecpat.research.publication.recorded",
+        json!({
+            "publication_id": publication_id, "title": "Sexual exploitation of children online",
+            "scope": scope, "countries": ["fr"], "themes": ["online", "access_to_justice"],
+            "contributed": true, "published_on": published_on,
+        }),
+    )
+}
+
+/// A snapshot of the likes and shares of one Facebook post disseminating `pub-1`.
+pub fn snapshot(id: &str, time: &str, likes: i64, shares: i64) -> Value {
+    event(
+        "urn:ecpat:fr:social-collector",
+        id,
+        time,
+        "org.ecpat.social.metrics.snapshot",
+        json!({
+            "platform": "facebook", "post_id": "p1", "member": "ecpat-france",
+            "published_at": "2019-03-01T10:00:00+01:00", "publication_id": "pub-1",
+            "metrics": {"likes": likes, "shares": shares},
+        }),
+    )
+}
+
 /// A CloudEvent with the given type and data.
 pub fn event(source: &str, id: &str, time: &str, event_type: &str, data: Value) -> Value {
     json!({
