@@ -7,6 +7,9 @@
 //!    when each becomes visible in the database (committed): publish-to-committed p50/p99.
 //! 3. Memory: each worker's peak resident set (VmHWM) is read from /proc before it stops.
 
+#[path = "support/machine.rs"]
+mod machine;
+
 #[path = "../tests/common/generate.rs"]
 #[allow(dead_code)]
 mod generate;
@@ -127,16 +130,6 @@ impl Scenario {
     }
 }
 
-/// Peak resident set of a process, in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 fn stop(child: &mut Child) {
     // SIGTERM, then wait: the worker commits what it holds and exits.
     unsafe { kill(child.id() as i32, 15) };
@@ -180,7 +173,7 @@ async fn drain(label: &str, events: &[Value], per_message: usize, workers: usize
     let mut peak = vec![0u64; workers];
     loop {
         for (i, child) in children.iter().enumerate() {
-            peak[i] = peak[i].max(peak_rss_kib(child.id()));
+            peak[i] = peak[i].max(machine::status_kib(child.id(), "VmHWM:"));
         }
         if scenario.stored().await >= expected {
             break;
@@ -189,7 +182,7 @@ async fn drain(label: &str, events: &[Value], per_message: usize, workers: usize
     }
     let seconds = start.elapsed().as_secs_f64();
     for (i, child) in children.iter_mut().enumerate() {
-        peak[i] = peak[i].max(peak_rss_kib(child.id()));
+        peak[i] = peak[i].max(machine::status_kib(child.id(), "VmHWM:"));
         stop(child);
     }
     scenario.drop().await;
@@ -250,7 +243,7 @@ async fn latency(events: &[Value], rate: usize, seconds: u64) -> Latency {
         publisher.publish_all(&messages).await.unwrap();
     }
     let seen = poller.await.unwrap();
-    let peak = peak_rss_kib(worker.id());
+    let peak = machine::status_kib(worker.id(), "VmHWM:");
     stop(&mut worker);
     connection.close(200, "ok".into()).await.unwrap();
     scenario.drop().await;
@@ -263,25 +256,10 @@ async fn latency(events: &[Value], rate: usize, seconds: u64) -> Latency {
     Latency { count: latencies.len(), p50_ms: at(0.5), p99_ms: at(0.99), max_ms: at(1.0), peak_rss_mib: peak as f64 / 1024.0 }
 }
 
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned()))
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:").map(|v| v.trim().to_owned()))
-        .unwrap_or_default();
-    format!("{cores} cores ({cpu}), {mem} RAM")
-}
-
 #[tokio::main]
 async fn main() {
     let args = args();
-    println!("machine: {}", machine());
+    println!("machine: {}", machine::describe());
     println!("events: {} (seed 2026, 5% exact duplicates, 8% withdrawals), {} per message", args.events, args.per_message);
     let events = generate::events_with_pool(2026, args.events, 5_000);
 

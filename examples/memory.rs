@@ -9,6 +9,9 @@
 //! its memory should not grow with the backlog: the figures printed are the resident set
 //! (VmRSS, sampled every 0.5 s from /proc) over the drain, by period, and its peak (VmHWM).
 
+#[path = "support/machine.rs"]
+mod machine;
+
 #[path = "../tests/common/generate.rs"]
 #[allow(dead_code)]
 mod generate;
@@ -47,31 +50,6 @@ fn args() -> Args {
 
 fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A `/proc/<pid>/status` field, in KiB.
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned()))
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:").map(|v| v.trim().to_owned()))
-        .unwrap_or_default();
-    format!("{cores} cores ({cpu}), {mem} RAM")
 }
 
 /// The `n`th slice of 10,000 realistic events, with ids unique across slices.
@@ -142,7 +120,7 @@ async fn main() {
     settings.amqp.dead_letter_exchange = format!("{name}.dead");
     settings.amqp.dead_letter_queue = format!("{name}.dead.q");
     let pool = ecpat_indicators::app::migrate(&settings).await.expect("PostgreSQL is reachable");
-    println!("machine: {}", machine());
+    println!("machine: {}", machine::describe());
     println!(
         "worker settings: prefetch {}, batch size {}, batch timeout {} ms",
         settings.amqp.prefetch, settings.consumer.batch_size, settings.consumer.batch_timeout_ms
@@ -184,7 +162,7 @@ async fn main() {
     let mut next_depth = Instant::now();
     let mut next_report = Instant::now() + Duration::from_secs(30);
     loop {
-        let rss = status_kib(pid, "VmRSS:");
+        let rss = machine::status_kib(pid, "VmRSS:");
         let mut depth_now = None;
         if Instant::now() >= next_depth {
             last_depth = ready_messages(&settings).await;
@@ -213,7 +191,7 @@ async fn main() {
     if last_depth == 0 {
         loop {
             tokio::time::sleep(Duration::from_secs(2)).await;
-            samples.push((drain_start.elapsed().as_secs_f64(), status_kib(pid, "VmRSS:"), None));
+            samples.push((drain_start.elapsed().as_secs_f64(), machine::status_kib(pid, "VmRSS:"), None));
             let again = count().await;
             if again == stored_at_end {
                 break;
@@ -222,7 +200,7 @@ async fn main() {
         }
     }
     let drain_seconds = drain_start.elapsed().as_secs_f64();
-    let hwm = status_kib(pid, "VmHWM:");
+    let hwm = machine::status_kib(pid, "VmHWM:");
     unsafe { kill(pid as i32, 15) };
     let _ = worker.wait();
 

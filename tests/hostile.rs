@@ -6,25 +6,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestEnv, event};
+use common::{TestEnv, event, plain_publication as publication};
 use ecpat_indicators::broker::{self, Publisher, routing_key_for};
 use ecpat_indicators::envelope::{Decoded, MAX_BATCH, MAX_BODY, Reason, decode};
 use lapin::BasicProperties;
 use lapin::options::BasicPublishOptions;
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn publication(id: &str) -> Value {
-    event(
-        "urn:ecpat:fr:research-team",
-        id,
-        "2019-05-01T10:00:00Z",
-        "org.ecpat.research.publication.recorded",
-        json!({"publication_id": id, "title": "Study", "scope": "global", "contributed": true, "published_on": "2019-04-30"}),
-    )
-}
 
 fn snapshot(id: &str, likes: &str) -> String {
     format!(

@@ -11,10 +11,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{TestEnv, Worker, event};
+use common::{TestEnv, Worker, plain_publication as publication};
 use ecpat_indicators::broker;
 use ecpat_indicators::config::Settings;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
 /// A password no log line or answer may ever contain.
@@ -23,16 +23,6 @@ const TOKEN: &str = "api-token-4b1d8c2e9f";
 
 fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn publication(id: &str) -> Value {
-    event(
-        "urn:ecpat:fr:research-team",
-        id,
-        "2019-05-01T10:00:00Z",
-        "org.ecpat.research.publication.recorded",
-        json!({"publication_id": id, "title": "Study", "scope": "global", "contributed": true, "published_on": "2019-04-30"}),
-    )
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

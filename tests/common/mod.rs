@@ -305,6 +305,17 @@ pub fn snapshot(id: &str, time: &str, likes: i64, shares: i64) -> Value {
     )
 }
 
+/// A minimal global publication (counted in KE1) whose key is its event id.
+pub fn plain_publication(id: &str) -> Value {
+    event(
+        "urn:ecpat:fr:research-team",
+        id,
+        "2019-05-01T10:00:00Z",
+        "org.ecpat.research.publication.recorded",
+        json!({"publication_id": id, "title": "Study", "scope": "global", "contributed": true, "published_on": "2019-04-30"}),
+    )
+}
+
 /// A CloudEvent with the given type and data.
 pub fn event(source: &str, id: &str, time: &str, event_type: &str, data: Value) -> Value {
     json!({
