@@ -45,15 +45,18 @@ pub async fn declare_topology(channel: &Channel, settings: &Amqp) -> Result<(), 
         .exchange_declare(settings.exchange.as_str().into(), ExchangeKind::Topic, durable, FieldTable::default())
         .await?;
     channel
-        .exchange_declare(settings.dead_letter_exchange.as_str().into(), ExchangeKind::Fanout, durable, FieldTable::default())
+        .exchange_declare(
+            settings.dead_letter_exchange.as_str().into(),
+            ExchangeKind::Fanout,
+            durable,
+            FieldTable::default(),
+        )
         .await?;
     let mut arguments = FieldTable::default();
     arguments.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
     arguments.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(settings.delivery_limit));
-    arguments.insert(
-        "x-dead-letter-exchange".into(),
-        AMQPValue::LongString(settings.dead_letter_exchange.as_str().into()),
-    );
+    arguments
+        .insert("x-dead-letter-exchange".into(), AMQPValue::LongString(settings.dead_letter_exchange.as_str().into()));
     let durable_queue = QueueDeclareOptions { durable: true, ..Default::default() };
     channel.queue_declare(settings.queue.as_str().into(), durable_queue, arguments).await?;
     channel
@@ -113,13 +116,22 @@ impl Publisher {
     pub async fn publish_all(&self, messages: &[(String, Vec<u8>)]) -> Result<(), BrokerError> {
         let mut confirms = Vec::with_capacity(messages.len());
         for (routing_key, body) in messages {
-            let content_type =
-                if body.trim_ascii_start().starts_with(b"[") { "application/cloudevents-batch+json" } else { "application/cloudevents+json" };
+            let content_type = if body.trim_ascii_start().starts_with(b"[") {
+                "application/cloudevents-batch+json"
+            } else {
+                "application/cloudevents+json"
+            };
             let properties = BasicProperties::default().with_delivery_mode(2).with_content_type(content_type.into());
             let options = BasicPublishOptions { mandatory: true, ..Default::default() };
             confirms.push(
                 self.channel
-                    .basic_publish(self.exchange.as_str().into(), routing_key.as_str().into(), options, body, properties)
+                    .basic_publish(
+                        self.exchange.as_str().into(),
+                        routing_key.as_str().into(),
+                        options,
+                        body,
+                        properties,
+                    )
                     .await?,
             );
         }

@@ -63,7 +63,12 @@ async fn session(
     channel.basic_qos(settings.amqp.prefetch, BasicQosOptions::default()).await?;
     let tag = format!("ecpat-indicators-{}", std::process::id());
     let consumer = channel
-        .basic_consume(settings.amqp.queue.as_str().into(), tag.as_str().into(), BasicConsumeOptions::default(), FieldTable::default())
+        .basic_consume(
+            settings.amqp.queue.as_str().into(),
+            tag.as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
         .await?;
     health.set_consuming(true);
     info!(queue = %settings.amqp.queue, "Consuming.");
@@ -116,7 +121,11 @@ async fn read_batches(
 
 /// Adds deliveries to `first` until the batch holds `batch_size` events (or messages) or
 /// its time is up, decoding each.
-async fn fill_batch(first: Delivery, consumer: &mut Consumer, settings: &ConsumerSettings) -> Result<Batch, BrokerError> {
+async fn fill_batch(
+    first: Delivery,
+    consumer: &mut Consumer,
+    settings: &ConsumerSettings,
+) -> Result<Batch, BrokerError> {
     let deadline = Instant::now() + Duration::from_millis(settings.batch_timeout_ms);
     let mut size = 0;
     let mut batch = Vec::new();
@@ -180,7 +189,9 @@ async fn process(
                         // the dead-letter queue, where it is kept for an operator.
                         error!(error = %e, routing_key = %message.routing_key, "Message cannot be applied; returning it to the queue.");
                         metrics::message_returned();
-                        channel.basic_nack(delivery.delivery_tag, BasicNackOptions { multiple: false, requeue: true }).await?;
+                        channel
+                            .basic_nack(delivery.delivery_tag, BasicNackOptions { multiple: false, requeue: true })
+                            .await?;
                     }
                 }
             }

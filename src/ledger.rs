@@ -64,8 +64,12 @@ pub fn plan(before: &Before, events: &[(i64, &Event)]) -> Plan {
         for change in &event.changes {
             match change {
                 Change::Upsert(record) => {
-                    let candidate =
-                        Current { version: version.clone(), record: Some(record.clone()), event_seq: seq, post_key: record.group() };
+                    let candidate = Current {
+                        version: version.clone(),
+                        record: Some(record.clone()),
+                        event_seq: seq,
+                        post_key: record.group(),
+                    };
                     offer(&mut records, &posts, record.key(), candidate);
                 }
                 Change::Withdraw(key) => {
@@ -150,7 +154,8 @@ mod tests {
 
     /// An event from a JSON object (`data` and its `type`), at `time`, from `source`/`id`.
     fn event(source: &str, id: &str, time: &str, event_type: &str, data: serde_json::Value) -> Event {
-        let body = json!({"specversion": "1.0", "id": id, "source": source, "type": event_type, "time": time, "data": data});
+        let body =
+            json!({"specversion": "1.0", "id": id, "source": source, "type": event_type, "time": time, "data": data});
         let mut decoded = decode(body.to_string().as_bytes());
         assert!(decoded.rejections.is_empty(), "{:?}", decoded.rejections);
         decoded.events.remove(0)

@@ -90,7 +90,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Recompute => {
             cli::recompute(&settings).await?;
         }
-        Command::Rejections { action: RejectionAction::List { limit } } => cli::list_rejections(&settings, limit).await?,
+        Command::Rejections { action: RejectionAction::List { limit } } => {
+            cli::list_rejections(&settings, limit).await?
+        }
         Command::Rejections { action: RejectionAction::Replay { reason, id } } => {
             cli::replay_rejections(&settings, reason.as_deref(), id).await?;
         }

@@ -20,7 +20,6 @@ const PUBLICATION: &str = "org.ecpat.research.publication.recorded";
 const TRAINING: &str = "org.ecpat.capacity.training.recorded";
 const RESEARCH_TEAM: &str = "urn:ecpat:fr:research-team";
 
-
 fn training(id: &str, training_id: &str, held_on: &str, beneficiaries: &[&str]) -> Value {
     event(
         "urn:ecpat:fr:programme",

@@ -312,8 +312,7 @@ async fn dashboard_scenario(env: &mut TestEnv, w: usize, browser: &Browser) {
     // The language toggle switches the page to English and is remembered.
     browser.click("#lang-toggle").await;
     let english = json!(["en", ke1["title_en"]]);
-    let language =
-        "const t = document.querySelector('[data-code=\"KE1\"] h3 .title'); \
+    let language = "const t = document.querySelector('[data-code=\"KE1\"] h3 .title'); \
          return [document.documentElement.lang, t ? t.textContent : null]";
     browser.wait_for("the page in English", language, json!([]), english.clone()).await;
     browser.refresh().await;

@@ -27,7 +27,11 @@ fn batches(events: &[Value], rng: &mut Rng, max_batch: u64) -> Vec<Vec<Message>>
             let group = if rng.chance(30) { (1 + rng.below(5) as usize).min(inner.len()) } else { 1 };
             let (chunk, tail) = inner.split_at(group);
             inner = tail;
-            let body = if group == 1 && rng.chance(80) { chunk[0].to_string() } else { Value::from(chunk.to_vec()).to_string() };
+            let body = if group == 1 && rng.chance(80) {
+                chunk[0].to_string()
+            } else {
+                Value::from(chunk.to_vec()).to_string()
+            };
             messages.push(Message {
                 routing_key: "org.ecpat.test".into(),
                 headers: Value::Object(Default::default()),
@@ -50,10 +54,12 @@ fn shuffled(events: &[Value], rng: &mut Rng) -> Vec<Value> {
 }
 
 async fn reset(env: &TestEnv) {
-    sqlx::query("truncate events, records, post_withdrawals, tallies, tally_items, rejections restart identity cascade")
-        .execute(&env.pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "truncate events, records, post_withdrawals, tallies, tally_items, rejections restart identity cascade",
+    )
+    .execute(&env.pool)
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -117,7 +117,11 @@ async fn a_withdrawal_removes_a_record_until_a_newer_version_revives_it() {
         json!({"record_type": "social_post", "key": {"platform": "facebook", "post_id": "p1"}}),
     );
 
-    env.publish(&[snapshot("s1", "2019-03-02T10:00:00Z", 10, 3), publication("e1", "2019-05-01T10:00:00Z", "pub-1", "global", "2019-04-30")]).await;
+    env.publish(&[
+        snapshot("s1", "2019-03-02T10:00:00Z", 10, 3),
+        publication("e1", "2019-05-01T10:00:00Z", "pub-1", "global", "2019-04-30"),
+    ])
+    .await;
     env.wait_for_counts(2, 0, WAIT).await;
     assert_eq!(env.value("KE3", "all", "", "").await, 13);
 
@@ -181,7 +185,8 @@ async fn a_batch_applies_its_good_events_and_rejects_its_bad_ones() {
     assert_eq!(body["total"], 2);
     let reasons: Vec<&str> = body["items"].as_array().unwrap().iter().map(|i| i["reason"].as_str().unwrap()).collect();
     assert!(reasons.contains(&"invalid_data") && reasons.contains(&"invalid_envelope"), "{reasons:?}");
-    let detail = body["items"].as_array().unwrap().iter().find(|i| i["reason"] == "invalid_data").unwrap()["detail"].clone();
+    let detail =
+        body["items"].as_array().unwrap().iter().find(|i| i["reason"] == "invalid_data").unwrap()["detail"].clone();
     assert!(detail.as_str().unwrap().contains("data.scope"), "the detail names the field: {detail}");
     env.cleanup().await;
 }
@@ -213,7 +218,10 @@ async fn every_rejection_reason_is_stored_with_its_bytes_and_acknowledged() {
     env.wait_for_counts(0, 6, WAIT).await;
 
     let rows: Vec<(String, Vec<u8>, i64, bool, String)> =
-        sqlx::query_as("select reason, body, size, truncated, sha256 from rejections order by id").fetch_all(&env.pool).await.unwrap();
+        sqlx::query_as("select reason, body, size, truncated, sha256 from rejections order by id")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
     let reasons: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
     assert_eq!(reasons, ["too_large", "not_json", "not_json", "invalid_envelope", "unknown_type", "invalid_data"]);
     assert_eq!(rows[0].1.len(), 64 * 1024, "an oversized body keeps its first 64 KiB");
@@ -281,7 +289,9 @@ async fn the_demo_set_published_by_the_cli_gives_its_documented_totals() {
     for (code, total) in DEMO_TOTALS {
         assert_eq!(env.value(code, "all", "", "").await, total, "{code}");
     }
-    for (code, year, value) in [("KE3", "2018", 3013), ("KE3", "2021", 2620), ("AP3", "2020", 8), ("KE2", "2021", 6), ("ND3", "2019", 5)] {
+    for (code, year, value) in
+        [("KE3", "2018", 3013), ("KE3", "2021", 2620), ("AP3", "2020", 8), ("KE2", "2021", 6), ("ND3", "2019", 5)]
+    {
         assert_eq!(env.value(code, year, "", "").await, value, "{code} {year}");
     }
     assert_recompute_matches(&env).await;

@@ -2,10 +2,10 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::Json;
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState, PeriodQuery, code, period};
@@ -32,7 +32,9 @@ pub async fn records(
         let mut items = Vec::new();
         for contribution in contributions(&record) {
             match contribution {
-                Contribution::Sum(k, n) if k.indicator == code && k.period == period.as_str() && k.dimension.is_empty() => {
+                Contribution::Sum(k, n)
+                    if k.indicator == code && k.period == period.as_str() && k.dimension.is_empty() =>
+                {
                     amount = Some(n);
                 }
                 Contribution::Distinct(k, item)
@@ -66,7 +68,8 @@ pub async fn records(
     let items: Vec<Value> = behind
         .iter()
         .map(|(row, record, counted)| {
-            let mut history: Vec<&read::EvidenceEvent> = by_key.get(row.record_key.as_str()).cloned().unwrap_or_default();
+            let mut history: Vec<&read::EvidenceEvent> =
+                by_key.get(row.record_key.as_str()).cloned().unwrap_or_default();
             if let Some(post) = &row.post_key {
                 history.extend(by_key.get(post.as_str()).cloned().unwrap_or_default());
             }
@@ -89,15 +92,14 @@ pub async fn records(
 
 /// Quotes a CSV field when it needs it (RFC 4180).
 fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
-    }
+    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_owned() }
 }
 
 /// `GET /api/v1/export.csv?period=`: the `indicator_values` rows of one period.
-pub async fn export(State(state): State<AppState>, Query(query): Query<PeriodQuery>) -> Result<impl IntoResponse, ApiError> {
+pub async fn export(
+    State(state): State<AppState>,
+    Query(query): Query<PeriodQuery>,
+) -> Result<impl IntoResponse, ApiError> {
     let period = period(&query)?;
     let rows = read::export_rows(&state.pool, period.as_str()).await?;
     let mut csv = String::from("indicator,period,dimension,key,value,updated_at\r\n");
@@ -114,5 +116,8 @@ pub async fn export(State(state): State<AppState>, Query(query): Query<PeriodQue
         csv.push_str("\r\n");
     }
     let disposition = format!("attachment; filename=\"ecpat-indicators-{}.csv\"", period.as_str());
-    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)], csv))
+    Ok((
+        [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)],
+        csv,
+    ))
 }

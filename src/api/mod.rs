@@ -95,7 +95,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
     };
     match reason {
         None => Json(json!({"status": "ready"})).into_response(),
-        Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not ready", "error": reason}))).into_response(),
+        Some(reason) => {
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not ready", "error": reason}))).into_response()
+        }
     }
 }
 
@@ -106,8 +108,9 @@ pub struct PeriodQuery {
 
 pub fn period(query: &PeriodQuery) -> Result<Period, ApiError> {
     let text = query.period.as_deref().unwrap_or("all");
-    Period::parse(text)
-        .ok_or_else(|| ApiError::BadRequest(format!("period must be \"all\" or a year from 1990 to 2100, not {text:?}")))
+    Period::parse(text).ok_or_else(|| {
+        ApiError::BadRequest(format!("period must be \"all\" or a year from 1990 to 2100, not {text:?}"))
+    })
 }
 
 pub fn code(text: &str) -> Result<Code, ApiError> {
@@ -161,7 +164,8 @@ async fn one(
 async fn series(State(state): State<AppState>, Path(code_text): Path<String>) -> Result<Json<Value>, ApiError> {
     let code = code(&code_text)?;
     let points = read::yearly_totals(&state.pool, code.as_str()).await?;
-    let points: Vec<Value> = points.into_iter().map(|(period, value)| json!({"period": period, "value": value})).collect();
+    let points: Vec<Value> =
+        points.into_iter().map(|(period, value)| json!({"period": period, "value": value})).collect();
     Ok(Json(json!({ "code": code.as_str(), "points": points })))
 }
 
@@ -171,14 +175,13 @@ struct LimitQuery {
 }
 
 async fn rejections(State(state): State<AppState>, Query(query): Query<LimitQuery>) -> Result<Json<Value>, ApiError> {
-    let limit = match query.limit.as_deref() {
-        None => 100,
-        Some(text) => text
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| ApiError::BadRequest(format!("limit must be an integer from 1 to 1000, not {text:?}")))?,
-    };
+    let limit =
+        match query.limit.as_deref() {
+            None => 100,
+            Some(text) => text.parse::<i64>().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| {
+                ApiError::BadRequest(format!("limit must be an integer from 1 to 1000, not {text:?}"))
+            })?,
+        };
     let (total, items) = read::rejections(&state.pool, limit).await?;
     Ok(Json(json!({ "total": total, "items": items })))
 }

@@ -97,11 +97,7 @@ struct Client {
 }
 
 fn event(change: &TotalChange, id: u64) -> Event {
-    Event::default()
-        .event("tally")
-        .id(id.to_string())
-        .json_data(change)
-        .expect("a total serializes")
+    Event::default().event("tally").id(id.to_string()).json_data(change).expect("a total serializes")
 }
 
 /// `GET /api/v1/stream`.

@@ -105,7 +105,10 @@ pub fn decode(body: &[u8]) -> Decoded {
         Err(e) => return whole(Reason::NotJson, format!("batch is not JSON: {e}")),
     };
     if items.len() > MAX_BATCH {
-        return whole(Reason::InvalidEnvelope, format!("batch of {} events is over the limit of {MAX_BATCH}", items.len()));
+        return whole(
+            Reason::InvalidEnvelope,
+            format!("batch of {} events is over the limit of {MAX_BATCH}", items.len()),
+        );
     }
     let mut decoded = Decoded::default();
     for (index, raw) in items.into_iter().enumerate() {
@@ -155,7 +158,9 @@ fn decode_event(raw: &RawValue) -> Result<Event, Failure> {
     match map.get("datacontenttype") {
         None => {}
         Some(Value::String(t)) if t == "application/json" => {}
-        Some(other) => return Err(envelope_error(format!("datacontenttype must be \"application/json\", not {}", shown(other)))),
+        Some(other) => {
+            return Err(envelope_error(format!("datacontenttype must be \"application/json\", not {}", shown(other))));
+        }
     }
     let data = match map.get("data") {
         Some(data @ Value::Object(_)) => data,

@@ -44,7 +44,8 @@ impl Catalogue {
         let mut entries = Vec::with_capacity(Code::ALL.len());
         for &code in Code::ALL {
             let mut found = file.indicator.iter().filter(|e| e.code == code);
-            let entry = found.next().ok_or_else(|| anyhow::anyhow!("the catalogue has no entry for {}", code.as_str()))?;
+            let entry =
+                found.next().ok_or_else(|| anyhow::anyhow!("the catalogue has no entry for {}", code.as_str()))?;
             anyhow::ensure!(found.next().is_none(), "the catalogue has {} twice", code.as_str());
             anyhow::ensure!(
                 entry.objective == code.objective(),

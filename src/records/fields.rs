@@ -160,11 +160,7 @@ fn code(value: &Value, path: &str, max_rest: usize, min_rest: usize, extra: &[ch
     let first_ok = chars.next().is_some_and(valid);
     let rest: Vec<char> = chars.collect();
     let rest_ok = (min_rest..=max_rest).contains(&rest.len()) && rest.iter().all(|&c| valid(c) || extra.contains(&c));
-    if first_ok && rest_ok {
-        Ok(text.to_owned())
-    } else {
-        Err(error(path, format!("{} is not {what}", quote(text))))
-    }
+    if first_ok && rest_ok { Ok(text.to_owned()) } else { Err(error(path, format!("{} is not {what}", quote(text)))) }
 }
 
 /// An ECPAT member's (or partner's) code: `^[a-z0-9][a-z0-9-]{1,63}$`.
@@ -200,11 +196,7 @@ pub fn date(value: &Value, path: &str) -> Result<NaiveDate> {
         .then(|| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
         .flatten()
         .ok_or_else(|| error(path, format!("{} is not a calendar date YYYY-MM-DD", quote(text))))?;
-    if in_range(parsed) {
-        Ok(parsed)
-    } else {
-        Err(error(path, format!("{text} is outside 1990-01-01..2100-12-31")))
-    }
+    if in_range(parsed) { Ok(parsed) } else { Err(error(path, format!("{text} is outside 1990-01-01..2100-12-31"))) }
 }
 
 /// An RFC 3339 timestamp with offset, converted to UTC, whose UTC date is in the date range.

@@ -173,7 +173,10 @@ fn withdrawal(f: &Fields) -> Result<Change> {
     }
     let parts: Vec<Value> = match record_type {
         RecordType::SocialPost => {
-            return Ok(Change::WithdrawPost(post_key(&key.req("platform", platform)?, &key.req("post_id", identifier)?)));
+            return Ok(Change::WithdrawPost(post_key(
+                &key.req("platform", platform)?,
+                &key.req("post_id", identifier)?,
+            )));
         }
         RecordType::MemberExpertise => vec![key.req("member", member)?.into(), key.req("year", year)?.into()],
         _ => vec![key.req(expected[0], identifier)?.into()],

@@ -164,7 +164,11 @@ pub struct EvidenceEvent {
 
 /// Every stored event of `record_type` in one of `groups` (record keys, or post keys for
 /// social posts), oldest version first.
-pub async fn events_in_groups(pool: &PgPool, record_type: &str, groups: &[String]) -> Result<Vec<EvidenceEvent>, sqlx::Error> {
+pub async fn events_in_groups(
+    pool: &PgPool,
+    record_type: &str,
+    groups: &[String],
+) -> Result<Vec<EvidenceEvent>, sqlx::Error> {
     sqlx::query_as!(
         EvidenceEvent,
         r#"select seq, source, id, type as event_type, time, received_at, record_keys

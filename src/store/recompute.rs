@@ -36,7 +36,11 @@ pub async fn recompute(pool: &PgPool) -> Result<usize, sqlx::Error> {
         .keys()
         .chain(after.keys())
         .filter(|k| before.get(*k).copied().unwrap_or(0) != after.get(*k).copied().unwrap_or(0))
-        .map(|(code, period)| TotalChange { code: code.clone(), period: period.clone(), value: after.get(&(code.clone(), period.clone())).copied().unwrap_or(0) })
+        .map(|(code, period)| TotalChange {
+            code: code.clone(),
+            period: period.clone(),
+            value: after.get(&(code.clone(), period.clone())).copied().unwrap_or(0),
+        })
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -47,6 +51,7 @@ pub async fn recompute(pool: &PgPool) -> Result<usize, sqlx::Error> {
 
 /// Every stored total, by (indicator, period).
 async fn totals(tx: &mut PgConnection) -> Result<BTreeMap<(String, String), i64>, sqlx::Error> {
-    let rows = sqlx::query!("select indicator, period, value from tallies where dimension = ''").fetch_all(&mut *tx).await?;
+    let rows =
+        sqlx::query!("select indicator, period, value from tallies where dimension = ''").fetch_all(&mut *tx).await?;
     Ok(rows.into_iter().map(|r| ((r.indicator, r.period), r.value)).collect())
 }
