@@ -480,6 +480,20 @@ fn a_withdrawal_names_the_same_key_as_the_record_it_withdraws() {
 }
 
 #[test]
+fn a_withdrawal_names_the_same_key_as_the_record_even_with_quotes_backslashes_or_non_ascii() {
+    let awkward = "pub \"2019\" \\ é 😀";
+    let published = with(&valid(EventType::Publication), "publication_id", json!(awkward));
+    let withdrawal = json!({"record_type": "publication", "key": {"publication_id": awkward}});
+    let changes = parse_event_data(EventType::Withdrawal, &withdrawal).unwrap();
+    assert_eq!(changes, vec![Change::Withdraw(record(EventType::Publication, &published).key())]);
+
+    let assessed = with(&valid(EventType::MemberExpertise), "year", json!(2021));
+    let withdrawal = json!({"record_type": "member_expertise", "key": {"member": "ecpat-france", "year": 2021}});
+    let changes = parse_event_data(EventType::Withdrawal, &withdrawal).unwrap();
+    assert_eq!(changes, vec![Change::Withdraw(record(EventType::MemberExpertise, &assessed).key())]);
+}
+
+#[test]
 fn a_social_post_withdrawal_names_the_whole_post() {
     let withdrawal = json!({"record_type": "social_post", "key": {"platform": "facebook", "post_id": "10158"}});
 

@@ -169,14 +169,14 @@ async fn insert_events(tx: &mut PgConnection, events: &[(&str, &Event)]) -> Resu
         times.push(event.time.to_utc());
         routing_keys.push(sanitize(routing_key));
         record_types.push(record_type.as_str().to_owned());
-        keys.push(serde_json::to_string(&record_keys).expect("strings serialize"));
+        keys.push(array_literal(&record_keys));
         bodies.push(event.raw.clone());
     }
     let hashes: Vec<Vec<u8>> = events.iter().map(|(_, e)| event_key(&e.source, &e.id)).collect();
     let rows = sqlx::query!(
         r#"insert into events (event_key, source, id, type, time, routing_key, record_type, record_keys, record_group,
             body)
-        select ek, s, i, t, tm, rk, rt, array(select json_array_elements_text(k::json)), g, b::json
+        select ek, s, i, t, tm, rk, rt, k::text[], g, b::json
         from unnest($1::bytea[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::text[],
             $8::text[], $9::text[], $10::text[]) as u(ek, s, i, t, tm, rk, rt, k, g, b)
         on conflict (event_key) do nothing
@@ -197,6 +197,26 @@ async fn insert_events(tx: &mut PgConnection, events: &[(&str, &Event)]) -> Resu
     let index: HashMap<(&str, &str), usize> =
         events.iter().enumerate().map(|(i, (_, e))| ((e.source.as_str(), e.id.as_str()), i)).collect();
     Ok(rows.iter().map(|r| (r.seq, index[&(r.source.as_str(), r.id.as_str())])).collect())
+}
+
+/// A PostgreSQL array literal of `items` (sent as text and cast: sqlx has no arrays of arrays).
+fn array_literal(items: &[String]) -> String {
+    let mut literal = String::from("{");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            literal.push(',');
+        }
+        literal.push('"');
+        for c in item.chars() {
+            if c == '"' || c == '\\' {
+                literal.push('\\');
+            }
+            literal.push(c);
+        }
+        literal.push('"');
+    }
+    literal.push('}');
+    literal
 }
 
 /// The SHA-256 of an event's identity: `source` and `id`, each length-prefixed.
@@ -269,7 +289,8 @@ async fn load_before(tx: &mut PgConnection, events: &[(i64, &Event)]) -> Result<
     };
     let mut before = Before::default();
     for row in by_key.into_iter().chain(by_post) {
-        let record_type = RecordType::parse(&row.record_type).ok_or_else(|| corrupt("record_type", &row.record_type))?;
+        let record_type =
+            RecordType::parse(&row.record_type).ok_or_else(|| corrupt("record_type", &row.record_type))?;
         let record = row
             .record
             .map(|text| serde_json::from_str::<Record>(&text).map_err(|e| corrupt("record", &e.to_string())))
@@ -451,7 +472,13 @@ pub(super) async fn apply_delta_in(tx: &mut PgConnection, delta: Delta) -> Resul
             .map(|k| ((k.0.indicator.as_str(), k.0.period.as_str(), k.0.dimension, k.0.key.as_str(), k.1.as_str()), k))
             .collect();
         for row in &rows {
-            let id = (row.indicator.as_str(), row.period.as_str(), row.dimension.as_str(), row.key.as_str(), row.item.as_str());
+            let id = (
+                row.indicator.as_str(),
+                row.period.as_str(),
+                row.dimension.as_str(),
+                row.key.as_str(),
+                row.item.as_str(),
+            );
             let entry = by_name[&id];
             let old = row.refs - items[entry];
             let counted = match (old > 0, row.refs > 0) {
@@ -572,12 +599,10 @@ async fn already_rejected(
     if hashes.is_empty() {
         return Ok(HashSet::new());
     }
-    let rows = sqlx::query!(
-        "select sha256, routing_key, batch_index from rejections where sha256 = any($1::text[])",
-        &hashes
-    )
-    .fetch_all(&mut *tx)
-    .await?;
+    let rows =
+        sqlx::query!("select sha256, routing_key, batch_index from rejections where sha256 = any($1::text[])", &hashes)
+            .fetch_all(&mut *tx)
+            .await?;
     Ok(rows.into_iter().map(|r| (r.sha256, r.routing_key, r.batch_index)).collect())
 }
 
@@ -607,4 +632,16 @@ pub fn count_reasons(reasons: &[Reason]) -> BTreeMap<&'static str, usize> {
         *counts.entry(reason.as_str()).or_default() += 1;
     }
     counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_array_literal_quotes_every_item_and_escapes_quotes_and_backslashes() {
+        let items = [r#"["x","1"]"#.to_owned(), r"a\b".to_owned(), String::new(), "{é,}".to_owned()];
+
+        assert_eq!(array_literal(&items), r#"{"[\"x\",\"1\"]","a\\b","","{é,}"}"#);
+    }
 }
