@@ -11,6 +11,7 @@ use lapin::types::FieldTable;
 use lapin::{Channel, Consumer};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, timeout_at};
 use tracing::{debug, error, info, warn};
 
@@ -19,7 +20,7 @@ use crate::config::{Consumer as ConsumerSettings, Settings};
 use crate::envelope::decode;
 use crate::health::Health;
 use crate::metrics;
-use crate::store::batch::{self, Message, Outcome};
+use crate::store::batch::{self, Message, Outcome, Stored};
 use crate::store::is_transient;
 
 /// Runs until `shutdown` turns true: consumes, reconnecting whenever the broker is lost.
@@ -77,10 +78,33 @@ async fn session(
     let reader = tokio::spawn(read_batches(consumer, settings.consumer.clone(), sender, shutdown.clone()));
     let mut backoff = Backoff::new(settings);
     let mut applied = Ok(true);
-    while let Some(batch) = batches.recv().await {
-        applied = process(&channel, pool, health, batch, &mut backoff, shutdown).await;
+    let mut ahead: Option<Ahead> = None;
+    loop {
+        let (deliveries, messages, stored) = match ahead.take() {
+            Some(Ahead::Storing { deliveries, task }) => {
+                let (messages, stored) = joined(task).await;
+                (deliveries, messages, Some(stored))
+            }
+            Some(Ahead::Unstored { deliveries, messages }) => (deliveries, messages, None),
+            None => match batches.recv().await {
+                Some(batch) => {
+                    let (deliveries, messages) = batch.into_iter().unzip();
+                    (deliveries, messages, None)
+                }
+                None => break,
+            },
+        };
+        let mut pipeline = Pipeline { batches: &mut batches, ahead: &mut ahead };
+        applied =
+            process(&channel, pool, health, (deliveries, messages, stored), &mut pipeline, &mut backoff, shutdown)
+                .await;
         if !matches!(applied, Ok(true)) {
             break;
+        }
+    }
+    if let Some(Ahead::Storing { task, .. }) = ahead.take() {
+        if let (_, Ok(stored)) = joined(task).await {
+            stored.abandon().await;
         }
     }
     reader.abort();
@@ -155,22 +179,98 @@ fn to_message(delivery: &Delivery) -> Message {
     }
 }
 
+/// The next batch, taken while the current one is applied.
+enum Ahead {
+    /// Its events are being stored (see [`batch::Stored`]).
+    Storing { deliveries: Vec<Delivery>, task: JoinHandle<(Vec<Message>, Result<Stored, sqlx::Error>)> },
+    /// To be applied from the start.
+    Unstored { deliveries: Vec<Delivery>, messages: Vec<Message> },
+}
+
+/// Where the next batch comes from, and where it waits once taken.
+struct Pipeline<'a> {
+    batches: &'a mut mpsc::Receiver<Batch>,
+    ahead: &'a mut Option<Ahead>,
+}
+
+impl Pipeline<'_> {
+    /// If the next batch is already decoded, starts storing its events on another
+    /// connection while the current batch is applied (the two stages overlap).
+    fn look_ahead(&mut self, pool: &PgPool) {
+        if let Ok(batch) = self.batches.try_recv() {
+            let (deliveries, messages): (Vec<Delivery>, Vec<Message>) = batch.into_iter().unzip();
+            let pool = pool.clone();
+            let task = tokio::spawn(async move {
+                let stored = batch::store(&pool, &messages).await;
+                (messages, stored)
+            });
+            *self.ahead = Some(Ahead::Storing { deliveries, task });
+        }
+    }
+
+    /// Rolls back what the batch ahead stored: the current batch, applied again, may insert
+    /// the same events and would wait for that transaction.
+    async fn set_back(&mut self) {
+        if let Some(Ahead::Storing { deliveries, task }) = self.ahead.take() {
+            let (messages, stored) = joined(task).await;
+            if let Ok(stored) = stored {
+                stored.abandon().await;
+            }
+            *self.ahead = Some(Ahead::Unstored { deliveries, messages });
+        }
+    }
+}
+
+async fn joined<T>(task: JoinHandle<T>) -> T {
+    task.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
+/// A batch: its deliveries, its messages, and its events if already stored.
+type Taken = (Vec<Delivery>, Vec<Message>, Option<Result<Stored, sqlx::Error>>);
+
 /// Applies a batch and acknowledges it. Returns `false` when shutdown came while the
 /// database was unreachable (the batch is left unacknowledged, to be redelivered).
+///
+/// First in two stages (store the events, then apply them under the lock) while the next
+/// batch's events are stored; on any failure, with the batch ahead set back, by
+/// [`apply_with_retry`], then message by message.
 async fn process(
     channel: &Channel,
     pool: &PgPool,
     health: &Health,
-    batch: Batch,
+    (deliveries, mut messages, stored): Taken,
+    pipeline: &mut Pipeline<'_>,
     backoff: &mut Backoff,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<bool, BrokerError> {
-    let (deliveries, mut messages): (Vec<Delivery>, Vec<Message>) = batch.into_iter().unzip();
+    let started = std::time::Instant::now();
+    let stored = match stored {
+        Some(stored) => stored,
+        None => batch::store(pool, &messages).await,
+    };
+    if let Ok(stored) = stored {
+        pipeline.look_ahead(pool);
+        match batch::finish(stored, &messages).await {
+            Ok(outcome) => {
+                metrics::batch_committed(messages.len(), &outcome, started.elapsed());
+                health.set_database_ok(true);
+                backoff.reset();
+                acknowledge(channel, &deliveries, &messages, &outcome).await?;
+                return Ok(true);
+            }
+            Err(e) => {
+                if is_transient(&e) {
+                    // The commit may have gone through before the connection was lost.
+                    messages.iter_mut().for_each(|m| m.maybe_applied = true);
+                }
+                warn!(error = %e, "Batch failed; applying it again.");
+                pipeline.set_back().await;
+            }
+        }
+    }
     match apply_with_retry(pool, health, &mut messages, backoff, shutdown).await {
         Applied::Done(outcome) => {
-            let last = deliveries.last().expect("a batch is never empty").delivery_tag;
-            channel.basic_ack(last, BasicAckOptions { multiple: true }).await?;
-            log_outcome(messages.len(), &outcome);
+            acknowledge(channel, &deliveries, &messages, &outcome).await?;
             Ok(true)
         }
         Applied::ShuttingDown => Ok(false),
@@ -198,6 +298,19 @@ async fn process(
             Ok(true)
         }
     }
+}
+
+/// Acknowledges a whole committed batch at once.
+async fn acknowledge(
+    channel: &Channel,
+    deliveries: &[Delivery],
+    messages: &[Message],
+    outcome: &Outcome,
+) -> Result<(), BrokerError> {
+    let last = deliveries.last().expect("a batch is never empty").delivery_tag;
+    channel.basic_ack(last, BasicAckOptions { multiple: true }).await?;
+    log_outcome(messages.len(), outcome);
+    Ok(())
 }
 
 enum Applied {

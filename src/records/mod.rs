@@ -344,7 +344,8 @@ impl Record {
         let one = |id: &str| serde_json::to_string(&[id]).expect("strings serialize");
         let key = match self {
             Record::SocialPost(s) => {
-                serde_json::to_string(&[s.platform.as_str(), s.post_id.as_str(), s.metric.as_str()]).expect("strings serialize")
+                serde_json::to_string(&[s.platform.as_str(), s.post_id.as_str(), s.metric.as_str()])
+                    .expect("strings serialize")
             }
             Record::Publication(r) => one(&r.publication_id),
             Record::UnSubmission(r) => one(&r.submission_id),

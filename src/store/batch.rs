@@ -58,55 +58,122 @@ pub struct Outcome {
 
 /// Applies `messages` in one transaction; nothing is written if it fails.
 pub async fn apply(pool: &PgPool, messages: &[Message]) -> Result<Outcome, sqlx::Error> {
+    let stored = store(pool, messages).await?;
+    finish(stored, messages).await
+}
+
+/// The first half of [`apply`]: a batch's new events, inserted in a transaction that is
+/// still open. Storing takes no lock, so it can run while the previous batch is applied
+/// (a duplicate of an event that batch inserted waits for it to commit or roll back).
+pub struct Stored {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    /// Each newly stored event: its sequence number and where it is in the messages.
+    inserted: Vec<(i64, EventAt)>,
+    /// Events in the batch, and duplicates among them or of stored events.
+    events: usize,
+    duplicates: usize,
+    took: std::time::Duration,
+}
+
+/// Where an event is in a batch: (message, event) indexes.
+type EventAt = (usize, usize);
+
+impl Stored {
+    /// Gives the batch up: nothing it stored is kept.
+    pub async fn abandon(self) {
+        let _ = self.tx.rollback().await;
+    }
+}
+
+/// Stores the batch's new events, without applying them: see [`Stored`].
+pub async fn store(pool: &PgPool, messages: &[Message]) -> Result<Stored, sqlx::Error> {
     let started = std::time::Instant::now();
+    let (fresh, in_batch_duplicates) = unique_events(messages);
     let mut tx = pool.begin().await?;
+    let inserted = match insert_events(&mut tx, &fresh).await {
+        Ok(inserted) => inserted,
+        Err(e) => {
+            let _ = tx.rollback().await;
+            return Err(e);
+        }
+    };
+    let duplicates = in_batch_duplicates + fresh.len() - inserted.len();
+    let inserted = inserted.into_iter().map(|(seq, i)| (seq, fresh[i].2)).collect();
+    Ok(Stored { tx, inserted, events: fresh.len(), duplicates, took: started.elapsed() })
+}
+
+/// The second half of [`apply`]: under the apply lock, moves the current versions and the
+/// tallies for the stored events, keeps the rejections, notifies, and commits. Nothing is
+/// written if it fails.
+pub async fn finish(stored: Stored, messages: &[Message]) -> Result<Outcome, sqlx::Error> {
+    let Stored { mut tx, inserted, events, duplicates, took } = stored;
+    let new_events: Vec<(i64, &Event)> =
+        inserted.iter().map(|&(seq, (m, e))| (seq, &messages[m].decoded.events[e])).collect();
+    let started = std::time::Instant::now();
+    match apply_stored(&mut tx, messages, &new_events).await {
+        Ok(mut outcome) => {
+            let applied = started.elapsed();
+            tx.commit().await?;
+            outcome.duplicates = duplicates;
+            tracing::debug!(
+                events,
+                store_ms = took.as_secs_f64() * 1e3,
+                apply_ms = applied.as_secs_f64() * 1e3,
+                commit_ms = (started.elapsed() - applied).as_secs_f64() * 1e3,
+                "Batch phases."
+            );
+            Ok(outcome)
+        }
+        Err(e) => {
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+async fn apply_stored(
+    tx: &mut PgConnection,
+    messages: &[Message],
+    new_events: &[(i64, &Event)],
+) -> Result<Outcome, sqlx::Error> {
+    let started = std::time::Instant::now();
     sqlx::query!("select pg_advisory_xact_lock($1)", APPLY_LOCK).execute(&mut *tx).await?;
     let locked = started.elapsed();
     let mut outcome = Outcome::default();
-
-    let (fresh, in_batch_duplicates) = unique_events(messages);
-    let inserted = insert_events(&mut tx, &fresh).await?;
-    outcome.duplicates = in_batch_duplicates + fresh.len() - inserted.len();
-    let new_events: Vec<(i64, &Event)> = inserted.into_iter().map(|(seq, i)| (seq, fresh[i].1)).collect();
-    let stored = started.elapsed();
-
-    let before = load_before(&mut tx, &new_events).await?;
+    let before = load_before(&mut *tx, new_events).await?;
     let loaded = started.elapsed();
-    let plan = ledger::plan(&before, &new_events);
+    let plan = ledger::plan(&before, new_events);
     outcome.applied = plan.applied;
     outcome.stale = plan.stale;
-    write_records(&mut tx, &plan.records).await?;
-    write_post_withdrawals(&mut tx, &plan.post_withdrawals).await?;
+    write_records(&mut *tx, &plan.records).await?;
+    write_post_withdrawals(&mut *tx, &plan.post_withdrawals).await?;
     let written = started.elapsed();
-    outcome.totals = apply_delta_in(&mut tx, plan.delta).await?;
+    outcome.totals = apply_delta_in(&mut *tx, plan.delta).await?;
     let tallied = started.elapsed();
-
-    outcome.rejected = insert_rejections(&mut tx, messages).await?;
-    notify(&mut tx, &outcome.totals).await?;
-    tx.commit().await?;
+    outcome.rejected = insert_rejections(&mut *tx, messages).await?;
+    notify(&mut *tx, &outcome.totals).await?;
     tracing::debug!(
-        events = fresh.len(),
         lock_ms = locked.as_secs_f64() * 1e3,
-        events_ms = (stored - locked).as_secs_f64() * 1e3,
-        load_ms = (loaded - stored).as_secs_f64() * 1e3,
+        load_ms = (loaded - locked).as_secs_f64() * 1e3,
         records_ms = (written - loaded).as_secs_f64() * 1e3,
         tallies_ms = (tallied - written).as_secs_f64() * 1e3,
-        commit_ms = (started.elapsed() - tallied).as_secs_f64() * 1e3,
-        "Batch phases."
+        rest_ms = (started.elapsed() - tallied).as_secs_f64() * 1e3,
+        "Batch apply phases."
     );
     Ok(outcome)
 }
 
-/// The batch's events, first of each (`source`, `id`) only, sorted by that pair, with the
-/// routing key of their message; and how many in-batch duplicates were dropped.
-fn unique_events(messages: &[Message]) -> (Vec<(&str, &Event)>, usize) {
+/// The batch's events, first of each (`source`, `id`) only, sorted by that pair (so that
+/// concurrent batches insert in one order), with the routing key of their message and
+/// where they are; and how many in-batch duplicates were dropped.
+fn unique_events(messages: &[Message]) -> (Vec<(&str, &Event, EventAt)>, usize) {
     let mut seen = HashSet::new();
     let mut events = Vec::new();
     let mut duplicates = 0;
-    for message in messages {
-        for event in &message.decoded.events {
+    for (m, message) in messages.iter().enumerate() {
+        for (e, event) in message.decoded.events.iter().enumerate() {
             if seen.insert((event.source.as_str(), event.id.as_str())) {
-                events.push((message.routing_key.as_str(), event));
+                events.push((message.routing_key.as_str(), event, (m, e)));
             } else {
                 duplicates += 1;
             }
@@ -147,7 +214,10 @@ fn targets(event: &Event) -> (RecordType, Vec<String>, String) {
 
 /// Inserts the events that are not stored yet; returns their sequence numbers with
 /// their index in `events`.
-async fn insert_events(tx: &mut PgConnection, events: &[(&str, &Event)]) -> Result<Vec<(i64, usize)>, sqlx::Error> {
+async fn insert_events(
+    tx: &mut PgConnection,
+    events: &[(&str, &Event, EventAt)],
+) -> Result<Vec<(i64, usize)>, sqlx::Error> {
     if events.is_empty() {
         return Ok(vec![]);
     }
@@ -160,7 +230,7 @@ async fn insert_events(tx: &mut PgConnection, events: &[(&str, &Event)]) -> Resu
     let mut keys = Vec::new();
     let mut bodies = Vec::new();
     let mut groups = Vec::new();
-    for (routing_key, event) in events {
+    for (routing_key, event, _) in events {
         let (record_type, record_keys, group) = targets(event);
         groups.push(group);
         sources.push(event.source.clone());
@@ -172,7 +242,7 @@ async fn insert_events(tx: &mut PgConnection, events: &[(&str, &Event)]) -> Resu
         keys.push(array_literal(&record_keys));
         bodies.push(event.raw.clone());
     }
-    let hashes: Vec<Vec<u8>> = events.iter().map(|(_, e)| event_key(&e.source, &e.id)).collect();
+    let hashes: Vec<Vec<u8>> = events.iter().map(|(_, e, _)| event_key(&e.source, &e.id)).collect();
     let rows = sqlx::query!(
         r#"insert into events (event_key, source, id, type, time, routing_key, record_type, record_keys, record_group,
             body)
@@ -195,7 +265,7 @@ async fn insert_events(tx: &mut PgConnection, events: &[(&str, &Event)]) -> Resu
     .fetch_all(&mut *tx)
     .await?;
     let index: HashMap<(&str, &str), usize> =
-        events.iter().enumerate().map(|(i, (_, e))| ((e.source.as_str(), e.id.as_str()), i)).collect();
+        events.iter().enumerate().map(|(i, (_, e, _))| ((e.source.as_str(), e.id.as_str()), i)).collect();
     Ok(rows.iter().map(|r| (r.seq, index[&(r.source.as_str(), r.id.as_str())])).collect())
 }
 
