@@ -291,6 +291,20 @@ async fn while_the_database_is_unreachable_nothing_is_committed_or_acknowledged(
 
 #[tokio::test]
 async fn a_poison_message_is_dead_lettered_and_holds_nothing_up() {
+    // Refused while its event is stored (the first stage of a batch).
+    poison_is_dead_lettered("faults_poison", "events", "new.id = 'poison'").await;
+}
+
+#[tokio::test]
+async fn a_message_refused_while_its_batch_is_applied_is_dead_lettered_and_holds_nothing_up() {
+    // Refused in the second stage, under the lock, while the next batch's events may
+    // already be stored on another connection: that batch is rolled back and applied again.
+    poison_is_dead_lettered("faults_poison_apply", "records", r#"new.record_key = '["pub-poison"]'"#).await;
+}
+
+/// A fault no retry can cure that is not the message's fault: the database refuses one
+/// event (a trigger on `table` raises when `condition`). That message alone is dead-lettered.
+async fn poison_is_dead_lettered(name: &str, table: &str, condition: &str) {
     let poison = common::event(
         "urn:ecpat:fr:faults",
         "poison",
@@ -302,19 +316,16 @@ async fn a_poison_message_is_dead_lettered_and_holds_nothing_up() {
         }),
     );
     let load = Load::new(events(4104, 4000)).with_poison(&poison);
-    let mut env = TestEnv::new("faults_poison").await;
-    // A fault no retry can cure that is not the message's fault: the database refuses it.
-    sqlx::raw_sql(
+    let mut env = TestEnv::new(name).await;
+    let trigger = format!(
         "create function poison() returns trigger language plpgsql as $$
         begin
-            if new.id = 'poison' then raise exception 'poison event'; end if;
+            if {condition} then raise exception 'poison event'; end if;
             return new;
         end $$;
-        create trigger poison before insert on events for each row execute function poison();",
-    )
-    .execute(&env.pool)
-    .await
-    .unwrap();
+        create trigger poison before insert or update on {table} for each row execute function poison();"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(trigger)).execute(&env.pool).await.unwrap();
     let w = env.spawn_worker();
     let pid = env.worker(w).child.id();
     env.worker(w).wait_ready(WAIT).await;
