@@ -186,6 +186,11 @@ struct Drain {
     events: i64,
     seconds: f64,
     peak_rss_mib: f64,
+    /// The machine's busy share of its CPU time during the drain (all processes: worker,
+    /// PostgreSQL, RabbitMQ, the watcher).
+    busy: f64,
+    /// Busy CPU time per event, in microseconds.
+    cpu_us_per_event: f64,
 }
 
 /// Queues `events`, then starts `workers` workers and times the drain.
@@ -199,6 +204,7 @@ async fn drain(label: &str, events: &[Value], per_message: usize, workers: usize
         broker::connect(&scenario.settings.amqp, "benchmark watcher").await.expect("RabbitMQ is reachable");
     let channel = connection.create_channel().await.unwrap();
     let start = Instant::now();
+    let (busy_before, total_before) = machine::cpu_ticks();
     let mut children: Vec<Child> = (0..workers).map(|_| scenario.spawn(extra)).collect();
     let mut peak = vec![0u64; workers];
     let (mut seen, mut watermark, mut polls) = (0i64, 0i64, 0u64);
@@ -227,12 +233,18 @@ async fn drain(label: &str, events: &[Value], per_message: usize, workers: usize
     }
     let _ = connection.close(200, "ok".into()).await;
     let seconds = start.elapsed().as_secs_f64();
+    let (busy_after, total_after) = machine::cpu_ticks();
+    let busy_ticks = (busy_after - busy_before) as f64;
+    let busy = busy_ticks / (total_after - total_before).max(1) as f64;
+    // Clock ticks are 1/100 s on Linux (USER_HZ).
+    let cpu_us_per_event = busy_ticks / 100.0 * 1e6 / expected as f64;
     for (i, child) in children.iter_mut().enumerate() {
         peak[i] = peak[i].max(machine::status_kib(child.id(), "VmHWM:"));
         stop(child);
     }
     scenario.drop().await;
-    Drain { events: expected, seconds, peak_rss_mib: *peak.iter().max().unwrap() as f64 / 1024.0 }
+    let peak_rss_mib = *peak.iter().max().unwrap() as f64 / 1024.0;
+    Drain { events: expected, seconds, peak_rss_mib, busy, cpu_us_per_event }
 }
 
 struct Latency {
@@ -346,7 +358,14 @@ async fn main() {
     println!("| --- | --- |");
     for (label, run) in [("backlog drain, 1 worker", &one), ("backlog drain, 2 workers", &two)] {
         if let Some(d) = run {
-            println!("| {label} | {:.0} events/s ({} events in {:.2} s) |", rate(d), d.events, d.seconds);
+            println!(
+                "| {label} | {:.0} events/s ({} events in {:.2} s; CPU {:.0}% busy, {:.0} µs per event) |",
+                rate(d),
+                d.events,
+                d.seconds,
+                d.busy * 100.0,
+                d.cpu_us_per_event
+            );
         }
     }
     if let Some(b) = &baseline {

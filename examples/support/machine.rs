@@ -25,3 +25,18 @@ pub fn describe() -> String {
         .unwrap_or_default();
     format!("{cores} cores ({cpu}), {mem} RAM")
 }
+
+/// Busy and total CPU time of the whole machine so far, in clock ticks (`/proc/stat`):
+/// busy is everything but idle and I/O wait.
+pub fn cpu_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("cpu "))
+        .map(|l| l.split_whitespace().filter_map(|v| v.parse().ok()).collect())
+        .unwrap_or_default();
+    let total: u64 = fields.iter().take(8).sum();
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
