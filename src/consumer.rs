@@ -20,7 +20,7 @@ use crate::config::{Consumer as ConsumerSettings, Settings};
 use crate::envelope::decode;
 use crate::health::Health;
 use crate::metrics;
-use crate::store::batch::{self, Message, Outcome, Stored};
+use crate::store::batch::{self, EventKeys, Message, Outcome, Stored};
 use crate::store::is_transient;
 
 /// Runs until `shutdown` turns true: consumes, reconnecting whenever the broker is lost.
@@ -196,12 +196,13 @@ struct Pipeline<'a> {
 impl Pipeline<'_> {
     /// If the next batch is already decoded, starts storing its events on another
     /// connection while the current batch is applied (the two stages overlap).
-    fn look_ahead(&mut self, pool: &PgPool) {
+    /// `in_flight`: the current batch's event keys (see [`batch::store`]).
+    fn look_ahead(&mut self, pool: &PgPool, in_flight: EventKeys) {
         if let Ok(batch) = self.batches.try_recv() {
             let (deliveries, messages): (Vec<Delivery>, Vec<Message>) = batch.into_iter().unzip();
             let pool = pool.clone();
             let task = tokio::spawn(async move {
-                let stored = batch::store(&pool, &messages).await;
+                let stored = batch::store(&pool, &messages, Some(&in_flight)).await;
                 (messages, stored)
             });
             *self.ahead = Some(Ahead::Storing { deliveries, task });
@@ -246,10 +247,10 @@ async fn process(
     let started = std::time::Instant::now();
     let stored = match stored {
         Some(stored) => stored,
-        None => batch::store(pool, &messages).await,
+        None => batch::store(pool, &messages, None).await,
     };
     if let Ok(stored) = stored {
-        pipeline.look_ahead(pool);
+        pipeline.look_ahead(pool, stored.keys());
         match batch::finish(stored, &messages).await {
             Ok(outcome) => {
                 metrics::batch_committed(messages.len(), &outcome, started.elapsed());

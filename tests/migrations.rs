@@ -33,7 +33,8 @@ async fn a_migration_that_recreates_the_view_keeps_its_columns_and_its_grants() 
 
     // Up to the last migration before the view is recreated, then a BI role is granted it.
     let files = migrations();
-    let recreating = files.iter().position(|f| f.to_string_lossy().contains("byte_order_keys")).expect("migration 0007");
+    let recreating =
+        files.iter().position(|f| f.to_string_lossy().contains("byte_order_keys")).expect("migration 0007");
     for file in &files[..recreating] {
         run(&mut db, std::fs::read_to_string(file).unwrap()).await;
     }

@@ -2,6 +2,7 @@
 //! versions, update the tallies, keep the rejections, and notify listeners.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -58,7 +59,7 @@ pub struct Outcome {
 
 /// Applies `messages` in one transaction; nothing is written if it fails.
 pub async fn apply(pool: &PgPool, messages: &[Message]) -> Result<Outcome, sqlx::Error> {
-    let stored = store(pool, messages).await?;
+    let stored = store(pool, messages, None).await?;
     finish(stored, messages).await
 }
 
@@ -69,6 +70,8 @@ pub struct Stored {
     tx: sqlx::Transaction<'static, sqlx::Postgres>,
     /// Each newly stored event: its sequence number and where it is in the messages.
     inserted: Vec<(i64, EventAt)>,
+    /// The keys of every event in the batch.
+    keys: EventKeys,
     /// Events in the batch, and duplicates among them or of stored events.
     events: usize,
     duplicates: usize,
@@ -78,7 +81,17 @@ pub struct Stored {
 /// Where an event is in a batch: (message, event) indexes.
 type EventAt = (usize, usize);
 
+/// An event's key: the SHA-256 of its `source` and `id` (see [`event_key`]).
+type EventKey = Vec<u8>;
+/// The keys of a batch's events.
+pub type EventKeys = Arc<HashSet<EventKey>>;
+
 impl Stored {
+    /// The keys of the batch's events, to pass as `in_flight` to the next [`store`].
+    pub fn keys(&self) -> EventKeys {
+        self.keys.clone()
+    }
+
     /// Gives the batch up: nothing it stored is kept.
     pub async fn abandon(self) {
         let _ = self.tx.rollback().await;
@@ -86,9 +99,21 @@ impl Stored {
 }
 
 /// Stores the batch's new events, without applying them: see [`Stored`].
-pub async fn store(pool: &PgPool, messages: &[Message]) -> Result<Stored, sqlx::Error> {
+///
+/// `in_flight` holds the event keys of a batch stored but not yet committed by this
+/// worker. An event of ours among them is a duplicate once that batch commits; inserting
+/// it would only wait for that commit. It is counted as a duplicate and not inserted; if
+/// that batch fails instead, the caller abandons this one and stores it again without
+/// `in_flight`.
+pub async fn store(pool: &PgPool, messages: &[Message], in_flight: Option<&EventKeys>) -> Result<Stored, sqlx::Error> {
     let started = std::time::Instant::now();
-    let (fresh, in_batch_duplicates) = unique_events(messages);
+    let (mut fresh, in_batch_duplicates) = unique_events(messages);
+    let keys: HashSet<EventKey> = fresh.iter().map(|(_, e, _)| event_key(&e.source, &e.id)).collect();
+    let before_skipping = fresh.len();
+    if let Some(in_flight) = in_flight {
+        fresh.retain(|(_, e, _)| !in_flight.contains(&event_key(&e.source, &e.id)));
+    }
+    let skipped = before_skipping - fresh.len();
     let mut tx = pool.begin().await?;
     let inserted = match insert_events(&mut tx, &fresh).await {
         Ok(inserted) => inserted,
@@ -97,16 +122,16 @@ pub async fn store(pool: &PgPool, messages: &[Message]) -> Result<Stored, sqlx::
             return Err(e);
         }
     };
-    let duplicates = in_batch_duplicates + fresh.len() - inserted.len();
+    let duplicates = in_batch_duplicates + skipped + fresh.len() - inserted.len();
     let inserted = inserted.into_iter().map(|(seq, i)| (seq, fresh[i].2)).collect();
-    Ok(Stored { tx, inserted, events: fresh.len(), duplicates, took: started.elapsed() })
+    Ok(Stored { tx, inserted, keys: Arc::new(keys), events: before_skipping, duplicates, took: started.elapsed() })
 }
 
 /// The second half of [`apply`]: under the apply lock, moves the current versions and the
 /// tallies for the stored events, keeps the rejections, notifies, and commits. Nothing is
 /// written if it fails.
 pub async fn finish(stored: Stored, messages: &[Message]) -> Result<Outcome, sqlx::Error> {
-    let Stored { mut tx, inserted, events, duplicates, took } = stored;
+    let Stored { mut tx, inserted, events, duplicates, took, .. } = stored;
     let new_events: Vec<(i64, &Event)> =
         inserted.iter().map(|&(seq, (m, e))| (seq, &messages[m].decoded.events[e])).collect();
     let started = std::time::Instant::now();
@@ -243,6 +268,7 @@ async fn insert_events(
         bodies.push(event.raw.clone());
     }
     let hashes: Vec<Vec<u8>> = events.iter().map(|(_, e, _)| event_key(&e.source, &e.id)).collect();
+    let prepared = std::time::Instant::now();
     let rows = sqlx::query!(
         r#"insert into events (event_key, source, id, type, time, routing_key, record_type, record_keys, record_group,
             body)
@@ -264,6 +290,7 @@ async fn insert_events(
     )
     .fetch_all(&mut *tx)
     .await?;
+    tracing::debug!(insert_ms = prepared.elapsed().as_secs_f64() * 1e3, "Events inserted.");
     let index: HashMap<(&str, &str), usize> =
         events.iter().enumerate().map(|(i, (_, e, _))| ((e.source.as_str(), e.id.as_str()), i)).collect();
     Ok(rows.iter().map(|r| (r.seq, index[&(r.source.as_str(), r.id.as_str())])).collect())
@@ -290,7 +317,7 @@ fn array_literal(items: &[String]) -> String {
 }
 
 /// The SHA-256 of an event's identity: `source` and `id`, each length-prefixed.
-fn event_key(source: &str, id: &str) -> Vec<u8> {
+fn event_key(source: &str, id: &str) -> EventKey {
     let mut hasher = Sha256::new();
     for part in [source, id] {
         hasher.update((part.len() as u64).to_be_bytes());
