@@ -6,6 +6,7 @@
 //! split into batches or ordered inside one.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use crate::envelope::{Event, Version};
 use crate::indicators::tally::Delta;
@@ -128,20 +129,29 @@ fn offer(
     key: RecordKey,
     candidate: Current,
 ) {
-    let current = records.entry(key).or_insert_with(|| {
-        let withdrawn = candidate.post_key.as_ref().and_then(|p| posts.get(p));
-        match withdrawn {
-            Some(w) => Current {
-                version: w.version.clone(),
-                record: None,
-                event_seq: w.event_seq,
-                post_key: candidate.post_key.clone(),
-            },
-            None => candidate.clone(),
+    match records.entry(key) {
+        Entry::Occupied(mut current) => {
+            if current.get().version < candidate.version {
+                current.insert(candidate);
+            }
         }
-    });
-    if current.version < candidate.version {
-        *current = candidate;
+        Entry::Vacant(vacant) => {
+            let withdrawn = candidate.post_key.as_ref().and_then(|p| posts.get(p));
+            match withdrawn {
+                Some(w) if candidate.version <= w.version => {
+                    let post_key = candidate.post_key;
+                    vacant.insert(Current {
+                        version: w.version.clone(),
+                        record: None,
+                        event_seq: w.event_seq,
+                        post_key,
+                    });
+                }
+                _ => {
+                    vacant.insert(candidate);
+                }
+            }
+        }
     }
 }
 

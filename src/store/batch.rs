@@ -170,7 +170,7 @@ async fn apply_stored(
     let plan = ledger::plan(&before, new_events);
     outcome.applied = plan.applied;
     outcome.stale = plan.stale;
-    write_records(&mut *tx, &plan.records).await?;
+    write_records(&mut *tx, &plan.records, &before).await?;
     write_post_withdrawals(&mut *tx, &plan.post_withdrawals).await?;
     let written = started.elapsed();
     outcome.totals = apply_delta_in(&mut *tx, plan.delta).await?;
@@ -437,54 +437,91 @@ fn corrupt(what: &str, detail: &str) -> sqlx::Error {
     sqlx::Error::Protocol(format!("stored {what} cannot be read: {detail}"))
 }
 
-async fn write_records(tx: &mut PgConnection, records: &[(RecordKey, Current)]) -> Result<(), sqlx::Error> {
-    if records.is_empty() {
-        return Ok(());
+/// Writes the new current versions: an update where the record was stored (it is in
+/// `before`, loaded under the apply lock), an insert where it was not; no upsert, whose
+/// conflict check costs one more index look-up per row.
+async fn write_records(
+    tx: &mut PgConnection,
+    records: &[(RecordKey, Current)],
+    before: &Before,
+) -> Result<(), sqlx::Error> {
+    let (stored, new): (Vec<_>, Vec<_>) = records.iter().partition(|(key, _)| before.records.contains_key(key));
+    let stored = RecordColumns::of(&stored);
+    if !stored.keys.is_empty() {
+        sqlx::query!(
+            r#"update records r set
+                post_key = u.pk, version_secs = u.vs, version_nanos = u.vn, version_source = u.vsrc,
+                version_id = u.vid, event_seq = u.seq, record = u.rec::json, updated_at = now()
+            from unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int4[], $6::text[], $7::text[],
+                $8::int8[], $9::text[]) as u(rt, rk, pk, vs, vn, vsrc, vid, seq, rec)
+            where r.record_type = u.rt and r.record_key = u.rk"#,
+            &stored.types,
+            &stored.keys,
+            &stored.posts as &[Option<String>],
+            &stored.secs,
+            &stored.nanos,
+            &stored.sources,
+            &stored.ids,
+            &stored.seqs,
+            &stored.bodies as &[Option<String>],
+        )
+        .execute(&mut *tx)
+        .await?;
     }
-    let mut types = Vec::new();
-    let mut keys = Vec::new();
-    let mut posts: Vec<Option<String>> = Vec::new();
-    let mut secs = Vec::new();
-    let mut nanos = Vec::new();
-    let mut sources = Vec::new();
-    let mut ids = Vec::new();
-    let mut seqs = Vec::new();
-    let mut bodies: Vec<Option<String>> = Vec::new();
-    for (key, current) in records {
-        types.push(key.record_type.as_str().to_owned());
-        keys.push(key.key.clone());
-        posts.push(current.post_key.clone());
-        secs.push(current.version.secs);
-        nanos.push(current.version.nanos as i32);
-        sources.push(current.version.source.clone());
-        ids.push(current.version.id.clone());
-        seqs.push(current.event_seq);
-        bodies.push(current.record.as_ref().map(|r| serde_json::to_string(r).expect("records serialize")));
+    let new = RecordColumns::of(&new);
+    if !new.keys.is_empty() {
+        sqlx::query!(
+            r#"insert into records (record_type, record_key, post_key, version_secs, version_nanos, version_source,
+                version_id, event_seq, record)
+            select rt, rk, pk, vs, vn, vsrc, vid, seq, rec::json
+            from unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int4[], $6::text[], $7::text[],
+                $8::int8[], $9::text[]) as u(rt, rk, pk, vs, vn, vsrc, vid, seq, rec)"#,
+            &new.types,
+            &new.keys,
+            &new.posts as &[Option<String>],
+            &new.secs,
+            &new.nanos,
+            &new.sources,
+            &new.ids,
+            &new.seqs,
+            &new.bodies as &[Option<String>],
+        )
+        .execute(&mut *tx)
+        .await?;
     }
-    sqlx::query!(
-        r#"insert into records (record_type, record_key, post_key, version_secs, version_nanos, version_source,
-            version_id, event_seq, record)
-        select rt, rk, pk, vs, vn, vsrc, vid, seq, rec::json
-        from unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int4[], $6::text[], $7::text[], $8::int8[],
-            $9::text[]) as u(rt, rk, pk, vs, vn, vsrc, vid, seq, rec)
-        on conflict (record_type, record_key) do update set
-            post_key = excluded.post_key, version_secs = excluded.version_secs,
-            version_nanos = excluded.version_nanos, version_source = excluded.version_source,
-            version_id = excluded.version_id, event_seq = excluded.event_seq, record = excluded.record,
-            updated_at = now()"#,
-        &types,
-        &keys,
-        &posts as &[Option<String>],
-        &secs,
-        &nanos,
-        &sources,
-        &ids,
-        &seqs,
-        &bodies as &[Option<String>],
-    )
-    .execute(&mut *tx)
-    .await?;
     Ok(())
+}
+
+/// Current versions as columns, for `unnest`.
+#[derive(Default)]
+struct RecordColumns {
+    types: Vec<String>,
+    keys: Vec<String>,
+    posts: Vec<Option<String>>,
+    secs: Vec<i64>,
+    nanos: Vec<i32>,
+    sources: Vec<String>,
+    ids: Vec<String>,
+    seqs: Vec<i64>,
+    bodies: Vec<Option<String>>,
+}
+
+impl RecordColumns {
+    fn of(records: &[&(RecordKey, Current)]) -> RecordColumns {
+        let mut columns = RecordColumns::default();
+        for (key, current) in records {
+            columns.types.push(key.record_type.as_str().to_owned());
+            columns.keys.push(key.key.clone());
+            columns.posts.push(current.post_key.clone());
+            columns.secs.push(current.version.secs);
+            columns.nanos.push(current.version.nanos as i32);
+            columns.sources.push(current.version.source.clone());
+            columns.ids.push(current.version.id.clone());
+            columns.seqs.push(current.event_seq);
+            columns.bodies.push(current.record.as_ref().map(|r| serde_json::to_string(r).expect("records serialize")));
+        }
+        columns
+    }
 }
 
 async fn write_post_withdrawals(tx: &mut PgConnection, posts: &[(String, PostWithdrawal)]) -> Result<(), sqlx::Error> {
