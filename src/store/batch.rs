@@ -162,7 +162,15 @@ async fn apply_stored(
     new_events: &[(i64, &Event)],
 ) -> Result<Outcome, sqlx::Error> {
     let started = std::time::Instant::now();
-    sqlx::query!("select pg_advisory_xact_lock($1)", APPLY_LOCK).execute(&mut *tx).await?;
+    // Every statement below looks rows up by key, a few hundred or thousand at a time. Left
+    // to its estimates, the planner sometimes joins the keys to a whole-table scan of
+    // `records`, whose cost grows with the table: keep it to index look-ups. `local`: for
+    // this transaction only.
+    let settings = format!(
+        "set local enable_seqscan = off; set local enable_hashjoin = off; set local enable_mergejoin = off;
+        select pg_advisory_xact_lock({APPLY_LOCK})"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(settings)).execute(&mut *tx).await?;
     let locked = started.elapsed();
     let mut outcome = Outcome::default();
     let before = load_before(&mut *tx, new_events).await?;
