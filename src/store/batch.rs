@@ -166,11 +166,13 @@ async fn apply_stored(
     // to its estimates, the planner sometimes joins the keys to a whole-table scan of
     // `records`, whose cost grows with the table: keep it to index look-ups. `local`: for
     // this transaction only.
-    let settings = format!(
-        "set local enable_seqscan = off; set local enable_hashjoin = off; set local enable_mergejoin = off;
-        select pg_advisory_xact_lock({APPLY_LOCK})"
-    );
-    sqlx::raw_sql(sqlx::AssertSqlSafe(settings)).execute(&mut *tx).await?;
+    sqlx::query!(
+        "select set_config('enable_seqscan', 'off', true) as seqscan, set_config('enable_hashjoin', 'off', true) as hashjoin,
+            set_config('enable_mergejoin', 'off', true) as mergejoin, pg_advisory_xact_lock($1) as locked",
+        APPLY_LOCK
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     let locked = started.elapsed();
     let mut outcome = Outcome::default();
     let before = load_before(&mut *tx, new_events).await?;
