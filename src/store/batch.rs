@@ -108,10 +108,10 @@ impl Stored {
 pub async fn store(pool: &PgPool, messages: &[Message], in_flight: Option<&EventKeys>) -> Result<Stored, sqlx::Error> {
     let started = std::time::Instant::now();
     let (mut fresh, in_batch_duplicates) = unique_events(messages);
-    let keys: HashSet<EventKey> = fresh.iter().map(|(_, e, _)| event_key(&e.source, &e.id)).collect();
+    let keys: HashSet<EventKey> = fresh.iter().map(|f| f.key.clone()).collect();
     let before_skipping = fresh.len();
     if let Some(in_flight) = in_flight {
-        fresh.retain(|(_, e, _)| !in_flight.contains(&event_key(&e.source, &e.id)));
+        fresh.retain(|f| !in_flight.contains(&f.key));
     }
     let skipped = before_skipping - fresh.len();
     let mut tx = pool.begin().await?;
@@ -123,7 +123,7 @@ pub async fn store(pool: &PgPool, messages: &[Message], in_flight: Option<&Event
         }
     };
     let duplicates = in_batch_duplicates + skipped + fresh.len() - inserted.len();
-    let inserted = inserted.into_iter().map(|(seq, i)| (seq, fresh[i].2)).collect();
+    let inserted = inserted.into_iter().map(|(seq, i)| (seq, fresh[i].at)).collect();
     Ok(Stored { tx, inserted, keys: Arc::new(keys), events: before_skipping, duplicates, took: started.elapsed() })
 }
 
@@ -198,23 +198,33 @@ async fn apply_stored(
     Ok(outcome)
 }
 
+/// An event of the batch, with what storing it needs.
+struct Fresh<'a> {
+    /// The routing key of its message.
+    routing_key: &'a str,
+    event: &'a Event,
+    at: EventAt,
+    key: EventKey,
+}
+
 /// The batch's events, first of each (`source`, `id`) only, sorted by that pair (so that
-/// concurrent batches insert in one order), with the routing key of their message and
-/// where they are; and how many in-batch duplicates were dropped.
-fn unique_events(messages: &[Message]) -> (Vec<(&str, &Event, EventAt)>, usize) {
+/// concurrent batches insert in one order), each with its key; and how many in-batch
+/// duplicates were dropped.
+fn unique_events(messages: &[Message]) -> (Vec<Fresh<'_>>, usize) {
     let mut seen = HashSet::new();
     let mut events = Vec::new();
     let mut duplicates = 0;
     for (m, message) in messages.iter().enumerate() {
         for (e, event) in message.decoded.events.iter().enumerate() {
             if seen.insert((event.source.as_str(), event.id.as_str())) {
-                events.push((message.routing_key.as_str(), event, (m, e)));
+                let key = event_key(&event.source, &event.id);
+                events.push(Fresh { routing_key: message.routing_key.as_str(), event, at: (m, e), key });
             } else {
                 duplicates += 1;
             }
         }
     }
-    events.sort_by(|a, b| (&a.1.source, &a.1.id).cmp(&(&b.1.source, &b.1.id)));
+    events.sort_by(|a, b| (&a.event.source, &a.event.id).cmp(&(&b.event.source, &b.event.id)));
     (events, duplicates)
 }
 
@@ -249,10 +259,7 @@ fn targets(event: &Event) -> (RecordType, Vec<String>, String) {
 
 /// Inserts the events that are not stored yet; returns their sequence numbers with
 /// their index in `events`.
-async fn insert_events(
-    tx: &mut PgConnection,
-    events: &[(&str, &Event, EventAt)],
-) -> Result<Vec<(i64, usize)>, sqlx::Error> {
+async fn insert_events(tx: &mut PgConnection, events: &[Fresh<'_>]) -> Result<Vec<(i64, usize)>, sqlx::Error> {
     if events.is_empty() {
         return Ok(vec![]);
     }
@@ -265,7 +272,7 @@ async fn insert_events(
     let mut keys = Vec::new();
     let mut bodies = Vec::new();
     let mut groups = Vec::new();
-    for (routing_key, event, _) in events {
+    for Fresh { routing_key, event, .. } in events {
         let (record_type, record_keys, group) = targets(event);
         groups.push(group);
         sources.push(event.source.clone());
@@ -277,7 +284,7 @@ async fn insert_events(
         keys.push(array_literal(&record_keys));
         bodies.push(event.raw.clone());
     }
-    let hashes: Vec<Vec<u8>> = events.iter().map(|(_, e, _)| event_key(&e.source, &e.id)).collect();
+    let hashes: Vec<EventKey> = events.iter().map(|f| f.key.clone()).collect();
     let prepared = std::time::Instant::now();
     let rows = sqlx::query!(
         r#"insert into events (event_key, source, id, type, time, routing_key, record_type, record_keys, record_group,
@@ -302,7 +309,7 @@ async fn insert_events(
     .await?;
     tracing::debug!(insert_ms = prepared.elapsed().as_secs_f64() * 1e3, "Events inserted.");
     let index: HashMap<(&str, &str), usize> =
-        events.iter().enumerate().map(|(i, (_, e, _))| ((e.source.as_str(), e.id.as_str()), i)).collect();
+        events.iter().enumerate().map(|(i, f)| ((f.event.source.as_str(), f.event.id.as_str()), i)).collect();
     Ok(rows.iter().map(|r| (r.seq, index[&(r.source.as_str(), r.id.as_str())])).collect())
 }
 
