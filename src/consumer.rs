@@ -253,16 +253,13 @@ async fn process(
         pipeline.look_ahead(pool, stored.keys());
         match batch::finish(stored, &messages).await {
             Ok(outcome) => {
-                metrics::batch_committed(messages.len(), &outcome, started.elapsed());
-                health.set_database_ok(true);
-                backoff.reset();
+                committed(health, backoff, messages.len(), &outcome, started);
                 acknowledge(channel, &deliveries, &messages, &outcome).await?;
                 return Ok(true);
             }
             Err(e) => {
                 if is_transient(&e) {
-                    // The commit may have gone through before the connection was lost.
-                    messages.iter_mut().for_each(|m| m.maybe_applied = true);
+                    may_have_committed(&mut messages);
                 }
                 warn!(error = %e, "Batch failed; applying it again.");
                 pipeline.set_back().await;
@@ -332,14 +329,11 @@ async fn apply_with_retry(
         let started = std::time::Instant::now();
         match batch::apply(pool, messages).await {
             Ok(outcome) => {
-                metrics::batch_committed(messages.len(), &outcome, started.elapsed());
-                health.set_database_ok(true);
-                backoff.reset();
+                committed(health, backoff, messages.len(), &outcome, started);
                 return Applied::Done(outcome);
             }
             Err(e) if is_transient(&e) => {
-                // The commit may have gone through before the connection was lost.
-                messages.iter_mut().for_each(|m| m.maybe_applied = true);
+                may_have_committed(messages);
                 health.set_database_ok(false);
                 metrics::batch_retried();
                 let wait = backoff.next();
@@ -352,6 +346,19 @@ async fn apply_with_retry(
             Err(e) => return Applied::Failed(e),
         }
     }
+}
+
+/// After a commit: metrics, health, and the backoff starts over.
+fn committed(health: &Health, backoff: &mut Backoff, messages: usize, outcome: &Outcome, started: std::time::Instant) {
+    metrics::batch_committed(messages, outcome, started.elapsed());
+    health.set_database_ok(true);
+    backoff.reset();
+}
+
+/// After a transient failure: the commit may have gone through before the connection was
+/// lost, so the messages' rejections are stored again only if not already there.
+fn may_have_committed(messages: &mut [Message]) {
+    messages.iter_mut().for_each(|m| m.maybe_applied = true);
 }
 
 fn log_outcome(messages: usize, outcome: &Outcome) {
