@@ -7,21 +7,24 @@
 //!    when each becomes visible in the database (committed): publish-to-committed p50/p99.
 //! 3. Memory: each worker's peak resident set (VmHWM) is read from /proc before it stops.
 
+#[path = "support/isolated.rs"]
+mod isolated;
 #[path = "support/machine.rs"]
 mod machine;
+
+use isolated::crate_dir;
 
 #[path = "../tests/common/generate.rs"]
 #[allow(dead_code)]
 mod generate;
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ecpat_indicators::broker::{self, Publisher, routing_key_for};
 use ecpat_indicators::config::Settings;
-use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -67,10 +70,6 @@ fn args() -> Args {
     args
 }
 
-fn crate_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// One scenario's database, exchange and queue.
 struct Scenario {
     name: String,
@@ -81,13 +80,7 @@ struct Scenario {
 impl Scenario {
     async fn new(label: &str) -> Scenario {
         let name = format!("bench_{label}_{}", std::process::id());
-        let mut settings = Settings::load(&crate_dir().join("config")).expect("config loads");
-        let base = std::env::var("BENCH_DATABASE_BASE").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-        settings.database.url = format!("{base}/{name}");
-        settings.amqp.exchange = format!("{name}.events");
-        settings.amqp.queue = format!("{name}.indicators");
-        settings.amqp.dead_letter_exchange = format!("{name}.dead");
-        settings.amqp.dead_letter_queue = format!("{name}.dead.q");
+        let settings = isolated::settings(&name);
         let pool = ecpat_indicators::app::migrate(&settings).await.expect("PostgreSQL is reachable");
         Scenario { name, settings, pool }
     }
@@ -138,22 +131,7 @@ impl Scenario {
     }
 
     async fn drop(self) {
-        if let Ok(connection) = broker::connect(&self.settings.amqp, "benchmark cleanup").await {
-            let channel = connection.create_channel().await.unwrap();
-            for q in [&self.settings.amqp.queue, &self.settings.amqp.dead_letter_queue] {
-                let _ = channel.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
-            }
-            for x in [&self.settings.amqp.exchange, &self.settings.amqp.dead_letter_exchange] {
-                let _ = channel.exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default()).await;
-            }
-            let _ = connection.close(200, "ok".into()).await;
-        }
-        self.pool.close().await;
-        let base = self.settings.database.url.rsplit_once('/').unwrap().0.to_owned();
-        let admin = PgPool::connect(&format!("{base}/postgres")).await.unwrap();
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("drop database if exists {} with (force)", self.name)))
-            .execute(&admin)
-            .await;
+        isolated::remove(&self.settings, &self.name, self.pool).await;
     }
 }
 

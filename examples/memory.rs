@@ -9,23 +9,26 @@
 //! its memory should not grow with the backlog: the figures printed are the resident set
 //! (VmRSS, sampled every 0.5 s from /proc) over the drain, by period, and its peak (VmHWM).
 
+#[path = "support/isolated.rs"]
+mod isolated;
 #[path = "support/machine.rs"]
+#[allow(dead_code)]
 mod machine;
+
+use isolated::crate_dir;
 
 #[path = "../tests/common/generate.rs"]
 #[allow(dead_code)]
 mod generate;
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ecpat_indicators::broker::{self, Publisher, routing_key_for};
 use ecpat_indicators::config::Settings;
-use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use serde_json::Value;
-use sqlx::PgPool;
 
 struct Args {
     messages: usize,
@@ -46,10 +49,6 @@ fn args() -> Args {
         }
     }
     args
-}
-
-fn crate_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The `n`th slice of 10,000 realistic events, with ids unique across slices.
@@ -112,13 +111,7 @@ fn mib(kib: u64) -> f64 {
 async fn main() {
     let args = args();
     let name = format!("memory_{}", std::process::id());
-    let mut settings = Settings::load(&crate_dir().join("config")).expect("config loads");
-    let base = std::env::var("BENCH_DATABASE_BASE").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    settings.database.url = format!("{base}/{name}");
-    settings.amqp.exchange = format!("{name}.events");
-    settings.amqp.queue = format!("{name}.indicators");
-    settings.amqp.dead_letter_exchange = format!("{name}.dead");
-    settings.amqp.dead_letter_queue = format!("{name}.dead.q");
+    let settings = isolated::settings(&name);
     let pool = ecpat_indicators::app::migrate(&settings).await.expect("PostgreSQL is reachable");
     println!("machine: {}", machine::describe());
     println!(
@@ -250,18 +243,5 @@ async fn main() {
     println!("samples: {}", path.display());
 
     // 4. Clean up.
-    if let Ok(connection) = broker::connect(&settings.amqp, "memory cleanup").await {
-        let channel = connection.create_channel().await.unwrap();
-        for q in [&settings.amqp.queue, &settings.amqp.dead_letter_queue] {
-            let _ = channel.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
-        }
-        for x in [&settings.amqp.exchange, &settings.amqp.dead_letter_exchange] {
-            let _ = channel.exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default()).await;
-        }
-        let _ = connection.close(200, "ok".into()).await;
-    }
-    pool.close().await;
-    let admin = PgPool::connect(&format!("{base}/postgres")).await.unwrap();
-    let _ =
-        sqlx::query(sqlx::AssertSqlSafe(format!("drop database if exists {name} with (force)"))).execute(&admin).await;
+    isolated::remove(&settings, &name, pool).await;
 }
