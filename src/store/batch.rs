@@ -70,10 +70,9 @@ pub struct Stored {
     tx: sqlx::Transaction<'static, sqlx::Postgres>,
     /// Each newly stored event: its sequence number and where it is in the messages.
     inserted: Vec<(i64, EventAt)>,
-    /// The keys of every event in the batch.
+    /// The keys of every distinct event in the batch (their number is the batch's event count).
     keys: EventKeys,
-    /// Events in the batch, and duplicates among them or of stored events.
-    events: usize,
+    /// Duplicates in the batch, among its events or of stored events.
     duplicates: usize,
     took: std::time::Duration,
 }
@@ -124,14 +123,15 @@ pub async fn store(pool: &PgPool, messages: &[Message], in_flight: Option<&Event
     };
     let duplicates = in_batch_duplicates + skipped + fresh.len() - inserted.len();
     let inserted = inserted.into_iter().map(|(seq, i)| (seq, fresh[i].at)).collect();
-    Ok(Stored { tx, inserted, keys: Arc::new(keys), events: before_skipping, duplicates, took: started.elapsed() })
+    Ok(Stored { tx, inserted, keys: Arc::new(keys), duplicates, took: started.elapsed() })
 }
 
 /// The second half of [`apply`]: under the apply lock, moves the current versions and the
 /// tallies for the stored events, keeps the rejections, notifies, and commits. Nothing is
 /// written if it fails.
 pub async fn finish(stored: Stored, messages: &[Message]) -> Result<Outcome, sqlx::Error> {
-    let Stored { mut tx, inserted, events, duplicates, took, .. } = stored;
+    let events = stored.keys.len();
+    let Stored { mut tx, inserted, duplicates, took, .. } = stored;
     let new_events: Vec<(i64, &Event)> =
         inserted.iter().map(|&(seq, (m, e))| (seq, &messages[m].decoded.events[e])).collect();
     let started = std::time::Instant::now();
