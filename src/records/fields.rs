@@ -1,5 +1,7 @@
 //! Reading and checking the fields of an event's `data`, with errors that name the field.
 
+use std::fmt::{self, Display};
+
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value};
 
@@ -50,42 +52,76 @@ impl<'a> Fields<'a> {
     }
 
     fn required(&self, name: &str) -> Result<&'a Value> {
-        self.get(name).ok_or_else(|| error(&self.path(name), "is required".into()))
+        self.get(name).ok_or_else(|| error(&self.at(name), "is required".into()))
+    }
+
+    /// Where a field of this object is (its path, written out only for an error).
+    fn at<'p>(&'p self, name: &'p str) -> At<'p> {
+        At { object: &self.path, name, index: None }
     }
 
     /// A required field read by `read`.
-    pub fn req<T>(&self, name: &str, read: impl Fn(&Value, &str) -> Result<T>) -> Result<T> {
-        read(self.required(name)?, &self.path(name))
+    pub fn req<'p, T>(&'p self, name: &'p str, read: impl Fn(&Value, &At<'p>) -> Result<T>) -> Result<T> {
+        read(self.required(name)?, &self.at(name))
     }
 
     /// An optional field read by `read`.
-    pub fn opt<T>(&self, name: &str, read: impl Fn(&Value, &str) -> Result<T>) -> Result<Option<T>> {
-        self.get(name).map(|v| read(v, &self.path(name))).transpose()
+    pub fn opt<'p, T>(&'p self, name: &'p str, read: impl Fn(&Value, &At<'p>) -> Result<T>) -> Result<Option<T>> {
+        self.get(name).map(|v| read(v, &self.at(name))).transpose()
     }
 
     /// A required list read item by item, with at least `min` items.
-    pub fn req_list<T>(&self, name: &str, min: usize, read: impl Fn(&Value, &str) -> Result<T>) -> Result<Vec<T>> {
+    pub fn req_list<'p, T>(
+        &'p self,
+        name: &'p str,
+        min: usize,
+        read: impl Fn(&Value, &At<'p>) -> Result<T>,
+    ) -> Result<Vec<T>> {
         self.required(name)?;
         self.list(name, min, read)
     }
 
     /// An optional list read item by item, with at least `min` items; absent means empty.
-    pub fn list<T>(&self, name: &str, min: usize, read: impl Fn(&Value, &str) -> Result<T>) -> Result<Vec<T>> {
-        let path = self.path(name);
+    pub fn list<'p, T>(
+        &'p self,
+        name: &'p str,
+        min: usize,
+        read: impl Fn(&Value, &At<'p>) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let at = self.at(name);
         let items = match self.get(name) {
             None => &[][..],
             Some(Value::Array(items)) => items.as_slice(),
-            Some(other) => return Err(error(&path, format!("must be a list, not {}", kind(other)))),
+            Some(other) => return Err(error(&at, format!("must be a list, not {}", kind(other)))),
         };
         if items.len() < min {
-            return Err(error(&path, format!("must have at least {min} item(s)")));
+            return Err(error(&at, format!("must have at least {min} item(s)")));
         }
-        items.iter().enumerate().map(|(i, item)| read(item, &format!("{path}[{i}]"))).collect()
+        items.iter().enumerate().map(|(i, item)| read(item, &At { index: Some(i), ..at })).collect()
     }
 }
 
-pub fn error(path: &str, problem: String) -> FieldError {
-    FieldError { field: path.to_owned(), problem }
+/// The path of a field (`data.metrics.likes`) or of a list item (`data.members[2]`), kept
+/// in parts: it is written out only when an error names it.
+#[derive(Clone, Copy)]
+pub struct At<'p> {
+    object: &'p str,
+    name: &'p str,
+    index: Option<usize>,
+}
+
+impl Display for At<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.object, self.name)?;
+        match self.index {
+            Some(i) => write!(f, "[{i}]"),
+            None => Ok(()),
+        }
+    }
+}
+
+pub fn error(path: &(impl Display + ?Sized), problem: String) -> FieldError {
+    FieldError { field: path.to_string(), problem }
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -112,17 +148,17 @@ pub fn shown(value: &Value) -> String {
     if text.chars().count() <= 80 { text } else { format!("{}…", text.chars().take(80).collect::<String>()) }
 }
 
-fn string<'v>(value: &'v Value, path: &str) -> Result<&'v str> {
+fn string<'v>(value: &'v Value, path: &(impl Display + ?Sized)) -> Result<&'v str> {
     value.as_str().ok_or_else(|| error(path, format!("must be a string, not {}", kind(value))))
 }
 
 /// A boolean.
-pub fn boolean(value: &Value, path: &str) -> Result<bool> {
+pub fn boolean(value: &Value, path: &(impl Display + ?Sized)) -> Result<bool> {
     value.as_bool().ok_or_else(|| error(path, format!("must be true or false, not {}", kind(value))))
 }
 
 /// An integer literal between `min` and `max`.
-pub fn integer(value: &Value, path: &str, min: i64, max: i64) -> Result<i64> {
+pub fn integer(value: &Value, path: &(impl Display + ?Sized), min: i64, max: i64) -> Result<i64> {
     value
         .as_i64()
         .filter(|n| (min..=max).contains(n))
@@ -130,7 +166,7 @@ pub fn integer(value: &Value, path: &str, min: i64, max: i64) -> Result<i64> {
 }
 
 /// An identifier: 1-256 characters, no control characters.
-pub fn identifier(value: &Value, path: &str) -> Result<String> {
+pub fn identifier(value: &Value, path: &(impl Display + ?Sized)) -> Result<String> {
     let text = string(value, path)?;
     let count = text.chars().count();
     if count == 0 || count > 256 {
@@ -143,7 +179,7 @@ pub fn identifier(value: &Value, path: &str) -> Result<String> {
 }
 
 /// Free text: at most 2000 characters.
-pub fn free_text(value: &Value, path: &str) -> Result<String> {
+pub fn free_text(value: &Value, path: &(impl Display + ?Sized)) -> Result<String> {
     let text = string(value, path)?;
     let count = text.chars().count();
     if count > 2000 {
@@ -153,28 +189,40 @@ pub fn free_text(value: &Value, path: &str) -> Result<String> {
 }
 
 /// A text matching `^[a-z0-9][a-z0-9<extra>]{min_rest,max_rest}$`.
-fn code(value: &Value, path: &str, max_rest: usize, min_rest: usize, extra: &[char], what: &str) -> Result<String> {
+fn code(
+    value: &Value,
+    path: &(impl Display + ?Sized),
+    max_rest: usize,
+    min_rest: usize,
+    extra: &[char],
+    what: &str,
+) -> Result<String> {
     let text = string(value, path)?;
     let valid = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
     let mut chars = text.chars();
     let first_ok = chars.next().is_some_and(valid);
-    let rest: Vec<char> = chars.collect();
-    let rest_ok = (min_rest..=max_rest).contains(&rest.len()) && rest.iter().all(|&c| valid(c) || extra.contains(&c));
+    let mut rest = 0;
+    let rest_valid = chars.all(|c| {
+        rest += 1;
+        valid(c) || extra.contains(&c)
+    });
+    // Every character is looked at when all are valid, so `rest` then counts them all.
+    let rest_ok = rest_valid && (min_rest..=max_rest).contains(&rest);
     if first_ok && rest_ok { Ok(text.to_owned()) } else { Err(error(path, format!("{} is not {what}", quote(text)))) }
 }
 
 /// An ECPAT member's (or partner's) code: `^[a-z0-9][a-z0-9-]{1,63}$`.
-pub fn member(value: &Value, path: &str) -> Result<String> {
+pub fn member(value: &Value, path: &(impl Display + ?Sized)) -> Result<String> {
     code(value, path, 63, 1, &['-'], "a member code (^[a-z0-9][a-z0-9-]{1,63}$)")
 }
 
 /// A social platform: `^[a-z0-9][a-z0-9_-]{0,31}$`.
-pub fn platform(value: &Value, path: &str) -> Result<String> {
+pub fn platform(value: &Value, path: &(impl Display + ?Sized)) -> Result<String> {
     code(value, path, 31, 0, &['_', '-'], "a platform name (^[a-z0-9][a-z0-9_-]{0,31}$)")
 }
 
 /// An ISO 3166-1 alpha-2 country code (or `XK`), stored upper-case.
-pub fn country(value: &Value, path: &str) -> Result<String> {
+pub fn country(value: &Value, path: &(impl Display + ?Sized)) -> Result<String> {
     let text = string(value, path)?;
     countries::normalize(text)
         .ok_or_else(|| error(path, format!("{} is not an ISO 3166-1 alpha-2 country code", quote(text))))
@@ -187,20 +235,25 @@ fn in_range(date: NaiveDate) -> bool {
 }
 
 /// A calendar date `YYYY-MM-DD` between 1990-01-01 and 2100-12-31.
-pub fn date(value: &Value, path: &str) -> Result<NaiveDate> {
+pub fn date(value: &Value, path: &(impl Display + ?Sized)) -> Result<NaiveDate> {
     let text = string(value, path)?;
     // chrono alone would also take "+2019-3-15" or " 2019-03-5".
     let shape_ok = text.len() == 10
         && text.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
     let parsed = shape_ok
-        .then(|| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
+        .then(|| {
+            // The shape is checked: the parts are digits, read without a format string.
+            let number =
+                |range: std::ops::Range<usize>| text[range].bytes().fold(0, |n, b| n * 10 + u32::from(b - b'0'));
+            NaiveDate::from_ymd_opt(number(0..4) as i32, number(5..7), number(8..10))
+        })
         .flatten()
         .ok_or_else(|| error(path, format!("{} is not a calendar date YYYY-MM-DD", quote(text))))?;
     if in_range(parsed) { Ok(parsed) } else { Err(error(path, format!("{text} is outside 1990-01-01..2100-12-31"))) }
 }
 
 /// An RFC 3339 timestamp with offset, converted to UTC, whose UTC date is in the date range.
-pub fn timestamp(value: &Value, path: &str) -> Result<DateTime<Utc>> {
+pub fn timestamp(value: &Value, path: &(impl Display + ?Sized)) -> Result<DateTime<Utc>> {
     let text = string(value, path)?;
     let parsed = parse_rfc3339(text)
         .ok_or_else(|| error(path, format!("{} is not an RFC 3339 timestamp with offset", quote(text))))?
@@ -228,7 +281,7 @@ pub trait Closed: Copy + 'static {
 }
 
 /// One of a closed set of lower-case values.
-pub fn one_of<T: Closed>(value: &Value, path: &str) -> Result<T> {
+pub fn one_of<T: Closed>(value: &Value, path: &(impl Display + ?Sized)) -> Result<T> {
     let text = string(value, path)?;
     T::from_wire(text).ok_or_else(|| {
         let allowed: Vec<&str> = T::VALUES.iter().map(|v| v.wire()).collect();

@@ -1,5 +1,7 @@
 //! From an event's `type` and `data` to the changes it makes (CONTRACT §3).
 
+use std::fmt::Display;
+
 use serde_json::Value;
 
 use super::fields::{
@@ -82,12 +84,12 @@ pub fn parse_event_data(event_type: EventType, data: &Value) -> Result<Vec<Chang
     Ok(vec![Change::Upsert(record)])
 }
 
-fn year(value: &Value, path: &str) -> Result<i32> {
+fn year(value: &Value, path: &(impl Display + ?Sized)) -> Result<i32> {
     integer(value, path, 1990, 2100).map(|y| y as i32)
 }
 
 /// A paragraph reference: an identifier string or a non-negative integer.
-fn paragraph(value: &Value, path: &str) -> Result<Value> {
+fn paragraph(value: &Value, path: &(impl Display + ?Sized)) -> Result<Value> {
     match value {
         Value::Number(_) => integer(value, path, 0, i64::MAX).map(Value::from),
         _ => identifier(value, path).map(Value::String),
