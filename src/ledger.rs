@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
 use crate::envelope::{Event, Version};
-use crate::indicators::tally::Delta;
+use crate::indicators::tally::{Delta, Tally};
 use crate::records::{Change, Record, RecordKey};
 
 /// The current version of one record (or one social metric series).
@@ -58,33 +58,42 @@ pub struct Plan {
 
 /// Decides the batch: `events` are new (not duplicates), each with its stored sequence.
 pub fn plan(before: &Before, events: &[(i64, &Event)]) -> Plan {
-    let mut records = before.records.clone();
-    let mut posts = before.post_withdrawals.clone();
-    for &(seq, event) in events {
-        let version = event.version();
+    // Everything below borrows from `before`, the events and these: only what changes is
+    // copied into the plan.
+    let versions: Vec<Version> = events.iter().map(|(_, event)| event.version()).collect();
+    let upserts: Vec<(RecordKey, Option<String>)> = events
+        .iter()
+        .flat_map(|(_, event)| &event.changes)
+        .filter_map(|change| match change {
+            Change::Upsert(record) => Some((record.key(), record.group())),
+            _ => None,
+        })
+        .collect();
+
+    let mut records: HashMap<&RecordKey, Slot> = before.records.iter().map(|(key, c)| (key, Slot::of(c))).collect();
+    let mut posts: HashMap<&String, (&Version, i64)> =
+        before.post_withdrawals.iter().map(|(post, w)| (post, (&w.version, w.event_seq))).collect();
+    let mut upsert = upserts.iter();
+    for (&(seq, event), version) in events.iter().zip(&versions) {
         for change in &event.changes {
             match change {
                 Change::Upsert(record) => {
-                    let candidate = Current {
-                        version: version.clone(),
-                        record: Some(record.clone()),
-                        event_seq: seq,
-                        post_key: record.group(),
-                    };
-                    offer(&mut records, &posts, record.key(), candidate);
+                    let (key, post_key) = upsert.next().expect("a key for every upsert");
+                    let candidate = Slot { version, record: Some(record), event_seq: seq, post_key: post_key.as_ref() };
+                    offer(&mut records, &posts, key, candidate);
                 }
                 Change::Withdraw(key) => {
-                    let candidate = Current { version: version.clone(), record: None, event_seq: seq, post_key: None };
-                    offer(&mut records, &posts, key.clone(), candidate);
+                    let candidate = Slot { version, record: None, event_seq: seq, post_key: None };
+                    offer(&mut records, &posts, key, candidate);
                 }
                 Change::WithdrawPost(post) => {
-                    let newer = posts.get(post).is_none_or(|w| w.version < version);
+                    let newer = posts.get(post).is_none_or(|w| w.0 < version);
                     if newer {
-                        posts.insert(post.clone(), PostWithdrawal { version: version.clone(), event_seq: seq });
+                        posts.insert(post, (version, seq));
                     }
-                    for current in records.values_mut().filter(|c| c.post_key.as_ref() == Some(post)) {
+                    for current in records.values_mut().filter(|c| c.post_key == Some(post)) {
                         if current.version < version {
-                            current.version = version.clone();
+                            current.version = version;
                             current.record = None;
                             current.event_seq = seq;
                         }
@@ -95,39 +104,81 @@ pub fn plan(before: &Before, events: &[(i64, &Event)]) -> Plan {
     }
 
     let mut plan = Plan::default();
-    for (seq, event) in events {
-        let wins = event.changes.iter().any(|change| match change {
-            Change::Upsert(record) => records.get(&record.key()).is_some_and(|c| c.event_seq == *seq),
-            Change::Withdraw(key) => records.get(key).is_some_and(|c| c.event_seq == *seq),
-            Change::WithdrawPost(post) => posts.get(post).is_some_and(|w| w.event_seq == *seq),
-        });
+    let mut upsert = upserts.iter();
+    for &(seq, event) in events {
+        let mut wins = false;
+        for change in &event.changes {
+            wins |= match change {
+                Change::Upsert(_) => {
+                    let (key, _) = upsert.next().expect("a key for every upsert");
+                    records.get(key).is_some_and(|c| c.event_seq == seq)
+                }
+                Change::Withdraw(key) => records.get(key).is_some_and(|c| c.event_seq == seq),
+                Change::WithdrawPost(post) => posts.get(post).is_some_and(|w| w.1 == seq),
+            };
+        }
         if wins { plan.applied += 1 } else { plan.stale += 1 }
     }
-    for (key, current) in records {
-        let old = before.records.get(&key);
-        if old.map(|o| &o.version) != Some(&current.version) {
-            plan.delta.replace(old.and_then(|o| o.record.as_ref()), current.record.as_ref());
-            plan.records.push((key, current));
-        }
+    let mut changed: Vec<(&RecordKey, Slot)> = records
+        .into_iter()
+        .filter(|(key, current)| before.records.get(*key).map(|o| &o.version) != Some(current.version))
+        .collect();
+    changed.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut tally = Tally::default();
+    for (key, current) in &changed {
+        let old = before.records.get(*key);
+        tally.replace(old.and_then(|o| o.record.as_ref()), current.record);
     }
-    for (post, withdrawal) in posts {
-        if before.post_withdrawals.get(&post).map(|w| &w.version) != Some(&withdrawal.version) {
-            plan.post_withdrawals.push((post, withdrawal));
-        }
-    }
-    plan.records.sort_by(|a, b| a.0.cmp(&b.0));
-    plan.post_withdrawals.sort_by(|a, b| a.0.cmp(&b.0));
-    plan.delta.prune();
+    plan.delta = tally.into_delta();
+    plan.records = changed.into_iter().map(|(key, current)| (key.clone(), current.owned())).collect();
+    let mut post_withdrawals: Vec<(&String, (&Version, i64))> = posts
+        .into_iter()
+        .filter(|(post, w)| before.post_withdrawals.get(*post).map(|b| &b.version) != Some(w.0))
+        .collect();
+    post_withdrawals.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    plan.post_withdrawals = post_withdrawals
+        .into_iter()
+        .map(|(post, (version, event_seq))| (post.clone(), PostWithdrawal { version: version.clone(), event_seq }))
+        .collect();
     plan
+}
+
+/// A [`Current`] borrowed from `before` or from the batch's events.
+#[derive(Clone, Copy)]
+struct Slot<'a> {
+    version: &'a Version,
+    record: Option<&'a Record>,
+    event_seq: i64,
+    post_key: Option<&'a String>,
+}
+
+impl<'a> Slot<'a> {
+    fn of(current: &'a Current) -> Self {
+        Slot {
+            version: &current.version,
+            record: current.record.as_ref(),
+            event_seq: current.event_seq,
+            post_key: current.post_key.as_ref(),
+        }
+    }
+
+    fn owned(self) -> Current {
+        Current {
+            version: self.version.clone(),
+            record: self.record.cloned(),
+            event_seq: self.event_seq,
+            post_key: self.post_key.cloned(),
+        }
+    }
 }
 
 /// Makes `candidate` current for `key` if it is newer than what is current; a series
 /// seen for the first time starts from its post's withdrawal, if any.
-fn offer(
-    records: &mut HashMap<RecordKey, Current>,
-    posts: &HashMap<String, PostWithdrawal>,
-    key: RecordKey,
-    candidate: Current,
+fn offer<'a>(
+    records: &mut HashMap<&'a RecordKey, Slot<'a>>,
+    posts: &HashMap<&'a String, (&'a Version, i64)>,
+    key: &'a RecordKey,
+    candidate: Slot<'a>,
 ) {
     match records.entry(key) {
         Entry::Occupied(mut current) => {
@@ -136,16 +187,10 @@ fn offer(
             }
         }
         Entry::Vacant(vacant) => {
-            let withdrawn = candidate.post_key.as_ref().and_then(|p| posts.get(p));
+            let withdrawn = candidate.post_key.and_then(|p| posts.get(p));
             match withdrawn {
-                Some(w) if candidate.version <= w.version => {
-                    let post_key = candidate.post_key;
-                    vacant.insert(Current {
-                        version: w.version.clone(),
-                        record: None,
-                        event_seq: w.event_seq,
-                        post_key,
-                    });
+                Some(&(version, event_seq)) if candidate.version <= version => {
+                    vacant.insert(Slot { version, record: None, event_seq, post_key: candidate.post_key });
                 }
                 _ => {
                     vacant.insert(candidate);
