@@ -22,6 +22,7 @@ use crate::health::Health;
 use crate::metrics;
 use crate::store::batch::{self, EventKeys, Message, Outcome, Stored};
 use crate::store::is_transient;
+use crate::store::known::Known;
 
 /// Runs until `shutdown` turns true: consumes, reconnecting whenever the broker is lost.
 pub async fn run(settings: Settings, pool: PgPool, health: Arc<Health>, mut shutdown: watch::Receiver<bool>) {
@@ -76,7 +77,7 @@ async fn session(
 
     let (sender, mut batches) = mpsc::channel::<Batch>(1);
     let reader = tokio::spawn(read_batches(consumer, settings.consumer.clone(), sender, shutdown.clone()));
-    let mut backoff = Backoff::new(settings);
+    let mut carried = Carried { backoff: Backoff::new(settings), known: Known::new(settings.consumer.known_records) };
     let mut applied = Ok(true);
     let mut ahead: Option<Ahead> = None;
     loop {
@@ -96,7 +97,7 @@ async fn session(
         };
         let mut pipeline = Pipeline { batches: &mut batches, ahead: &mut ahead };
         applied =
-            process(&channel, pool, health, (deliveries, messages, stored), &mut pipeline, &mut backoff, shutdown)
+            process(&channel, pool, health, (deliveries, messages, stored), &mut pipeline, &mut carried, shutdown)
                 .await;
         if !matches!(applied, Ok(true)) {
             break;
@@ -226,6 +227,13 @@ async fn joined<T>(task: JoinHandle<T>) -> T {
     task.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
+/// What a session carries from one batch to the next.
+struct Carried {
+    backoff: Backoff,
+    /// The current versions this worker knows (see [`Known`]).
+    known: Known,
+}
+
 /// A batch: its deliveries, its messages, and its events if already stored.
 type Taken = (Vec<Delivery>, Vec<Message>, Option<Result<Stored, sqlx::Error>>);
 
@@ -241,9 +249,10 @@ async fn process(
     health: &Health,
     (deliveries, mut messages, stored): Taken,
     pipeline: &mut Pipeline<'_>,
-    backoff: &mut Backoff,
+    carried: &mut Carried,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<bool, BrokerError> {
+    let Carried { backoff, known } = carried;
     let started = std::time::Instant::now();
     let stored = match stored {
         Some(stored) => stored,
@@ -251,7 +260,7 @@ async fn process(
     };
     if let Ok(stored) = stored {
         pipeline.look_ahead(pool, stored.keys());
-        match batch::finish(stored, &messages).await {
+        match batch::finish(stored, &messages, known).await {
             Ok(outcome) => {
                 committed(health, backoff, messages.len(), &outcome, started);
                 acknowledge(channel, &deliveries, &messages, &outcome).await?;
@@ -266,7 +275,7 @@ async fn process(
             }
         }
     }
-    match apply_with_retry(pool, health, &mut messages, backoff, shutdown).await {
+    match apply_with_retry(pool, health, &mut messages, backoff, known, shutdown).await {
         Applied::Done(outcome) => {
             acknowledge(channel, &deliveries, &messages, &outcome).await?;
             Ok(true)
@@ -276,7 +285,8 @@ async fn process(
             warn!(error = %e, messages = messages.len(), "Batch failed permanently; applying its messages one by one.");
             for (delivery, mut message) in deliveries.iter().zip(messages) {
                 message.maybe_applied = true;
-                match apply_with_retry(pool, health, std::slice::from_mut(&mut message), backoff, shutdown).await {
+                let one = std::slice::from_mut(&mut message);
+                match apply_with_retry(pool, health, one, backoff, known, shutdown).await {
                     Applied::Done(outcome) => {
                         channel.basic_ack(delivery.delivery_tag, BasicAckOptions::default()).await?;
                         log_outcome(1, &outcome);
@@ -323,11 +333,12 @@ async fn apply_with_retry(
     health: &Health,
     messages: &mut [Message],
     backoff: &mut Backoff,
+    known: &mut Known,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Applied {
     loop {
         let started = std::time::Instant::now();
-        match batch::apply(pool, messages).await {
+        match batch::apply(pool, messages, known).await {
             Ok(outcome) => {
                 committed(health, backoff, messages.len(), &outcome, started);
                 return Applied::Done(outcome);

@@ -8,6 +8,7 @@ use common::generate::{Rng, events};
 use common::{TestEnv, as_model, model};
 use ecpat_indicators::envelope::decode;
 use ecpat_indicators::store::batch::{Message, apply};
+use ecpat_indicators::store::known::Known;
 use ecpat_indicators::store::recompute::recompute;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -76,8 +77,13 @@ async fn any_arrival_order_and_batch_split_gives_the_model_tallies() {
                 let arrivals = shuffled(&events(seed, n), &mut rng);
                 let expected = model::values(&arrivals);
 
+                // Two workers, each with what it knows (sometimes little: a small capacity),
+                // taking the batches in turn at random: each forgets when the other applied.
+                let capacity = |rng: &mut Rng| if rng.chance(50) { 100_000 } else { rng.below(40) as usize };
+                let mut workers = [Known::new(capacity(&mut rng)), Known::new(capacity(&mut rng))];
                 for batch in batches(&arrivals, &mut rng, max_batch) {
-                    apply(&env.pool, &batch).await.unwrap();
+                    let known = &mut workers[rng.below(4).min(1) as usize];
+                    apply(&env.pool, &batch, known).await.unwrap();
                 }
                 let incremental = as_model(&env.values().await);
                 prop_assert_eq!(&incremental, &expected, "incremental tallies differ from the model");
@@ -85,7 +91,8 @@ async fn any_arrival_order_and_batch_split_gives_the_model_tallies() {
                 // Everything again, in another order and split: all duplicates, no change.
                 let again = shuffled(&arrivals, &mut rng);
                 for batch in batches(&again, &mut rng, max_batch) {
-                    let outcome = apply(&env.pool, &batch).await.unwrap();
+                    let known = &mut workers[rng.below(4).min(1) as usize];
+                    let outcome = apply(&env.pool, &batch, known).await.unwrap();
                     prop_assert_eq!(outcome.applied + outcome.stale, 0);
                 }
                 prop_assert_eq!(&as_model(&env.values().await), &expected, "duplicates changed a tally");

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 
 use super::APPLY_LOCK;
+use super::known::{Known, Learned, Lookup};
 use crate::envelope::{Decoded, Event, MAX_BODY, Reason, Version};
 use crate::indicators::Code;
 use crate::indicators::rules::TallyKey;
@@ -57,10 +58,11 @@ pub struct Outcome {
     pub totals: Vec<TotalChange>,
 }
 
-/// Applies `messages` in one transaction; nothing is written if it fails.
-pub async fn apply(pool: &PgPool, messages: &[Message]) -> Result<Outcome, sqlx::Error> {
+/// Applies `messages` in one transaction; nothing is written if it fails. `known`: what
+/// this worker knows of the current versions (see [`Known`]).
+pub async fn apply(pool: &PgPool, messages: &[Message], known: &mut Known) -> Result<Outcome, sqlx::Error> {
     let stored = store(pool, messages, None).await?;
-    finish(stored, messages).await
+    finish(stored, messages, known).await
 }
 
 /// The first half of [`apply`]: a batch's new events, inserted in a transaction that is
@@ -129,16 +131,17 @@ pub async fn store(pool: &PgPool, messages: &[Message], in_flight: Option<&Event
 /// The second half of [`apply`]: under the apply lock, moves the current versions and the
 /// tallies for the stored events, keeps the rejections, notifies, and commits. Nothing is
 /// written if it fails.
-pub async fn finish(stored: Stored, messages: &[Message]) -> Result<Outcome, sqlx::Error> {
+pub async fn finish(stored: Stored, messages: &[Message], known: &mut Known) -> Result<Outcome, sqlx::Error> {
     let events = stored.keys.len();
     let Stored { mut tx, inserted, duplicates, took, .. } = stored;
     let new_events: Vec<(i64, &Event)> =
         inserted.iter().map(|&(seq, (m, e))| (seq, &messages[m].decoded.events[e])).collect();
     let started = std::time::Instant::now();
-    match apply_stored(&mut tx, messages, &new_events).await {
-        Ok(mut outcome) => {
+    match apply_stored(&mut tx, messages, &new_events, known).await {
+        Ok((mut outcome, learned)) => {
             let applied = started.elapsed();
             tx.commit().await?;
+            known.learn(learned);
             outcome.duplicates = duplicates;
             tracing::debug!(
                 events,
@@ -160,7 +163,8 @@ async fn apply_stored(
     tx: &mut PgConnection,
     messages: &[Message],
     new_events: &[(i64, &Event)],
-) -> Result<Outcome, sqlx::Error> {
+    known: &mut Known,
+) -> Result<(Outcome, Learned), sqlx::Error> {
     let started = std::time::Instant::now();
     // Every statement below looks rows up by key, a few hundred or thousand at a time. Left
     // to its estimates, the planner sometimes joins the keys to a whole-table scan of
@@ -173,9 +177,14 @@ async fn apply_stored(
     )
     .fetch_one(&mut *tx)
     .await?;
+    // Every batch takes the next generation, under the lock: a worker whose own last commit
+    // is not the one right before forgets what it knew (another process applied since).
+    let generation =
+        sqlx::query_scalar!("update apply_generation set n = n + 1 returning n").fetch_one(&mut *tx).await?;
+    known.check(generation);
     let locked = started.elapsed();
     let mut outcome = Outcome::default();
-    let before = load_before(&mut *tx, new_events).await?;
+    let (before, absent) = load_before(&mut *tx, new_events, known).await?;
     let loaded = started.elapsed();
     let plan = ledger::plan(&before, new_events);
     outcome.applied = plan.applied;
@@ -183,6 +192,24 @@ async fn apply_stored(
     write_records(&mut *tx, &plan.records, &before).await?;
     write_post_withdrawals(&mut *tx, &plan.post_withdrawals).await?;
     let written = started.elapsed();
+    // What the batch read and wrote, to know once it commits (the last state of a key wins).
+    let learned = Learned {
+        generation,
+        records: absent
+            .records
+            .into_iter()
+            .map(|key| (key, None))
+            .chain(before.records.into_iter().map(|(key, current)| (key, Some(current))))
+            .chain(plan.records.into_iter().map(|(key, current)| (key, Some(current))))
+            .collect(),
+        posts: absent
+            .posts
+            .into_iter()
+            .map(|post| (post, None))
+            .chain(before.post_withdrawals.into_iter().map(|(post, w)| (post, Some(w))))
+            .chain(plan.post_withdrawals.into_iter().map(|(post, w)| (post, Some(w))))
+            .collect(),
+    };
     outcome.totals = apply_delta_in(&mut *tx, plan.delta).await?;
     let tallied = started.elapsed();
     outcome.rejected = insert_rejections(&mut *tx, messages).await?;
@@ -195,7 +222,7 @@ async fn apply_stored(
         rest_ms = (started.elapsed() - tallied).as_secs_f64() * 1e3,
         "Batch apply phases."
     );
-    Ok(outcome)
+    Ok((outcome, learned))
 }
 
 /// An event of the batch, with what storing it needs.
@@ -348,25 +375,48 @@ fn sanitize(text: &str) -> String {
     text.replace('\0', "\u{FFFD}")
 }
 
-/// Loads the current versions of everything the new events name.
-async fn load_before(tx: &mut PgConnection, events: &[(i64, &Event)]) -> Result<Before, sqlx::Error> {
+/// Records and posts a batch read that are not stored.
+#[derive(Default)]
+struct Absent {
+    records: Vec<RecordKey>,
+    posts: Vec<String>,
+}
+
+/// Loads the current versions of everything the new events name: from what this worker
+/// knows, else from the database. Every series of a withdrawn post is read from the
+/// database (what a worker knows of a post may not hold all its series).
+async fn load_before(
+    tx: &mut PgConnection,
+    events: &[(i64, &Event)],
+    known: &Known,
+) -> Result<(Before, Absent), sqlx::Error> {
+    let mut before = Before::default();
+    let mut absent = Absent::default();
+    let mut wanted = HashSet::new();
     let mut types = Vec::new();
     let mut keys = Vec::new();
     let mut posts = HashSet::new();
     let mut withdrawn_posts = HashSet::new();
+    let mut want = |key: RecordKey, before: &mut Before, absent: &mut Absent| match known.record(&key) {
+        Lookup::Stored(current) => {
+            before.records.insert(key, current.clone());
+        }
+        Lookup::Absent => absent.records.push(key),
+        Lookup::Unknown => {
+            if wanted.insert(key.clone()) {
+                types.push(key.record_type.as_str().to_owned());
+                keys.push(key.key);
+            }
+        }
+    };
     for (_, event) in events {
         for change in &event.changes {
             match change {
                 Change::Upsert(record) => {
-                    let key = record.key();
-                    types.push(key.record_type.as_str().to_owned());
-                    keys.push(key.key);
+                    want(record.key(), &mut before, &mut absent);
                     posts.extend(record.group());
                 }
-                Change::Withdraw(key) => {
-                    types.push(key.record_type.as_str().to_owned());
-                    keys.push(key.key.clone());
-                }
+                Change::Withdraw(key) => want(key.clone(), &mut before, &mut absent),
                 Change::WithdrawPost(post) => {
                     posts.insert(post.clone());
                     withdrawn_posts.insert(post.clone());
@@ -375,19 +425,36 @@ async fn load_before(tx: &mut PgConnection, events: &[(i64, &Event)]) -> Result<
         }
     }
     let withdrawn_posts: Vec<String> = withdrawn_posts.into_iter().collect();
-    let posts: Vec<String> = posts.into_iter().collect();
+    let posts: Vec<String> = posts
+        .into_iter()
+        .filter(|post| match known.post(post) {
+            Lookup::Stored(withdrawal) => {
+                before.post_withdrawals.insert(post.clone(), withdrawal.clone());
+                false
+            }
+            Lookup::Absent => {
+                absent.posts.push(post.clone());
+                false
+            }
+            Lookup::Unknown => true,
+        })
+        .collect();
     // Two look-ups, each by its own index (an `or` of both would scan the table).
-    let by_key = sqlx::query_as!(
-        StoredRow,
-        r#"select r.record_type, r.record_key, r.post_key, r.version_secs, r.version_nanos, r.version_source,
-            r.version_id, r.event_seq, r.record::text as record
-        from unnest($1::text[], $2::text[]) as u(rt, rk)
-        join records r on r.record_type = u.rt and r.record_key = u.rk"#,
-        &types,
-        &keys,
-    )
-    .fetch_all(&mut *tx)
-    .await?;
+    let by_key = if keys.is_empty() {
+        vec![]
+    } else {
+        sqlx::query_as!(
+            StoredRow,
+            r#"select r.record_type, r.record_key, r.post_key, r.version_secs, r.version_nanos, r.version_source,
+                r.version_id, r.event_seq, r.record::text as record
+            from unnest($1::text[], $2::text[]) as u(rt, rk)
+            join records r on r.record_type = u.rt and r.record_key = u.rk"#,
+            &types,
+            &keys,
+        )
+        .fetch_all(&mut *tx)
+        .await?
+    };
     let by_post = if withdrawn_posts.is_empty() {
         vec![]
     } else {
@@ -401,7 +468,6 @@ async fn load_before(tx: &mut PgConnection, events: &[(i64, &Event)]) -> Result<
         .fetch_all(&mut *tx)
         .await?
     };
-    let mut before = Before::default();
     for row in by_key.into_iter().chain(by_post) {
         let record_type =
             RecordType::parse(&row.record_type).ok_or_else(|| corrupt("record_type", &row.record_type))?;
@@ -416,15 +482,23 @@ async fn load_before(tx: &mut PgConnection, events: &[(i64, &Event)]) -> Result<
             id: row.version_id,
         };
         let current = Current { version, record, event_seq: row.event_seq, post_key: row.post_key };
-        before.records.insert(RecordKey { record_type, key: row.record_key }, current);
+        let key = RecordKey { record_type, key: row.record_key };
+        wanted.remove(&key);
+        before.records.insert(key, current);
     }
-    let rows = sqlx::query!(
-        r#"select post_key, version_secs, version_nanos, version_source, version_id, event_seq
+    absent.records.extend(wanted);
+    let rows = if posts.is_empty() {
+        vec![]
+    } else {
+        sqlx::query!(
+            r#"select post_key, version_secs, version_nanos, version_source, version_id, event_seq
         from post_withdrawals where post_key = any($1::text[])"#,
-        &posts,
-    )
-    .fetch_all(&mut *tx)
-    .await?;
+            &posts,
+        )
+        .fetch_all(&mut *tx)
+        .await?
+    };
+    let mut unseen: HashSet<&String> = posts.iter().collect();
     for row in rows {
         let version = Version {
             secs: row.version_secs,
@@ -432,9 +506,11 @@ async fn load_before(tx: &mut PgConnection, events: &[(i64, &Event)]) -> Result<
             source: row.version_source,
             id: row.version_id,
         };
+        unseen.remove(&row.post_key);
         before.post_withdrawals.insert(row.post_key, PostWithdrawal { version, event_seq: row.event_seq });
     }
-    Ok(before)
+    absent.posts.extend(unseen.into_iter().cloned());
+    Ok((before, absent))
 }
 
 /// A stored current version, as read.

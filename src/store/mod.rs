@@ -6,6 +6,7 @@
 //! - `tracking`: the social posts the collector polls.
 
 pub mod batch;
+pub mod known;
 pub mod read;
 pub mod recompute;
 pub mod tracking;
@@ -34,8 +35,12 @@ pub fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
 /// The URL's options; on a loopback host with no `sslmode` in the URL, TLS is off: it
 /// protects nothing there and cost two thirds of the throughput (docs/performance.md).
 /// Anywhere else the URL decides (sqlx's default is `prefer`).
+///
+/// JIT compilation is off: every query here is short, and the planner's cost of a plan
+/// that a batch keeps to index look-ups (see `store::batch`) can pass `jit_above_cost`,
+/// which made PostgreSQL spend ~80 ms compiling a one-row update.
 pub fn connect_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
-    let options: PgConnectOptions = url.parse()?;
+    let options: PgConnectOptions = url.parse::<PgConnectOptions>()?.options([("jit", "off")]);
     let host = options.get_host();
     let loopback =
         host == "localhost" || host.starts_with('/') || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
