@@ -1,6 +1,8 @@
 //! Message bodies to CloudEvents (CONTRACT §2): a single event or a batch, each event
 //! checked and turned into the changes it makes, or rejected with a reason and a detail.
 
+mod attributes;
+
 use chrono::{DateTime, FixedOffset};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -8,6 +10,7 @@ use serde_json::{Map, Value};
 use crate::records::fields::{parse_rfc3339, quote, shown};
 use crate::records::parse::{parse_event_data, unknown_type};
 use crate::records::{Change, EventType, str_enum};
+use attributes::Attributes;
 
 /// Bodies larger than this are rejected as `too_large`.
 pub const MAX_BODY: usize = 1 << 20;
@@ -132,6 +135,35 @@ fn envelope_error(detail: String) -> Failure {
 }
 
 fn decode_event(raw: &RawValue) -> Result<Event, Failure> {
+    decode_common(raw).unwrap_or_else(|| decode_any(raw))
+}
+
+/// Decodes an event of the common shape whose context attributes are valid, reading it
+/// once (see [`attributes`]); `None` leaves the event to [`decode_any`], which finds and
+/// describes what is wrong.
+fn decode_common(raw: &RawValue) -> Option<Result<Event, Failure>> {
+    let attributes = Attributes::read(raw.get())?;
+    if attributes.specversion.as_deref() != Some("1.0") {
+        return None;
+    }
+    let id = attributes.id.filter(|id| check_text("id", id, 256).is_ok())?;
+    let source = attributes.source.filter(|source| check_text("source", source, 1024).is_ok())?;
+    let event_type = EventType::parse(attributes.event_type.as_deref()?)?;
+    let time = parse_rfc3339(attributes.time.as_deref()?)?;
+    if attributes.datacontenttype.is_some_and(|t| t != "application/json") {
+        return None;
+    }
+    let data = attributes.data.filter(Value::is_object)?;
+    let changes = match parse_event_data(event_type, &data) {
+        Ok(changes) => changes,
+        Err(e) => return Some(Err((Reason::InvalidData, e.to_string()))),
+    };
+    let (id, source) = (id.into_owned(), source.into_owned());
+    Some(Ok(Event { source, id, event_type, time, raw: raw.get().to_owned(), changes }))
+}
+
+/// Decodes any event, or says why it is rejected.
+fn decode_any(raw: &RawValue) -> Result<Event, Failure> {
     let map: Map<String, Value> = match serde_json::from_str::<Value>(raw.get()) {
         Ok(Value::Object(map)) => map,
         Ok(_) => return Err(envelope_error("an event must be a JSON object".into())),
@@ -178,6 +210,11 @@ fn attribute_text(map: &Map<String, Value>, name: &str, max: usize) -> Result<St
         Some(other) => return Err(envelope_error(format!("{name} must be a string, not {}", shown(other)))),
         None => return Err(envelope_error(format!("{name} is required"))),
     };
+    check_text(name, text, max)?;
+    Ok(text.clone())
+}
+
+fn check_text(name: &str, text: &str, max: usize) -> Result<(), Failure> {
     let count = text.chars().count();
     if count == 0 || count > max {
         return Err(envelope_error(format!("{name} must have 1 to {max} characters, has {count}")));
@@ -185,7 +222,7 @@ fn attribute_text(map: &Map<String, Value>, name: &str, max: usize) -> Result<St
     if text.chars().any(char::is_control) {
         return Err(envelope_error(format!("{name} must not contain control characters: {}", quote(text))));
     }
-    Ok(text.clone())
+    Ok(())
 }
 
 #[cfg(test)]

@@ -497,3 +497,36 @@ fn times_before_1970_order_correctly() {
 
     assert!(earlier < later);
 }
+
+#[test]
+fn a_repeated_attribute_is_read_as_its_last_value() {
+    let text = bytes(&event("e1"));
+    let body = format!("{{\"id\":\"first\",{}", &String::from_utf8(text).expect("UTF-8")[1..]);
+    let event = accepted(body.as_bytes());
+    assert_eq!(event.id, "e1");
+
+    let body = body.replacen("\"id\":\"first\"", "\"id\":7", 1);
+    assert_eq!(accepted(body.as_bytes()).id, "e1");
+}
+
+#[test]
+fn escaped_attributes_and_nested_extensions_are_read_like_plain_ones() {
+    let body = String::from_utf8(bytes(&event("x"))).expect("UTF-8");
+    let body = body
+        .replace(r#""id":"x""#, r#""id":"e\u00e91""#)
+        .replace(r#""source":"urn:ecpat:fr:advocacy""#, r#""source":"urn:ecpat:fr:\"advocacy\"""#)
+        .replacen('{', r#"{"ecpatext":{"a":[1,2.5,null,{"b":true}]},"#, 1);
+
+    let event = accepted(body.as_bytes());
+
+    assert_eq!((event.id.as_str(), event.source.as_str()), ("e\u{e9}1", "urn:ecpat:fr:\"advocacy\""));
+    assert_eq!(event.raw, body);
+}
+
+#[test]
+fn an_extension_nested_too_deeply_is_not_json() {
+    let body = bytes(&event("e1"));
+    let nested = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let body = format!("{{\"ecpatext\":{nested},{}", &String::from_utf8(body).expect("UTF-8")[1..]);
+    assert_eq!(rejection(body.as_bytes()).reason, Reason::NotJson);
+}
