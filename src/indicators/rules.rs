@@ -6,6 +6,7 @@
 //! The store keeps these contributions up to date as versions come and go.
 
 use std::collections::BTreeSet;
+use std::hash::{Hash, Hasher};
 
 use chrono::Datelike;
 
@@ -41,12 +42,27 @@ pub(crate) enum PeriodRef {
 }
 
 /// A [`TallyKey`] borrowing its breakdown key from the record that contributes to it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct KeyRef<'a> {
     pub indicator: Code,
     pub period: PeriodRef,
     pub dimension: &'static str,
     pub key: &'a str,
+}
+
+impl Hash for KeyRef<'_> {
+    // Every field, as the derived hash would, in fewer writes (this is on the hot path).
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let period = match self.period {
+            PeriodRef::Year(year) => u64::from(year as u32),
+            PeriodRef::All => 1 << 32,
+        };
+        state.write_u64(period | (self.indicator as u64) << 40);
+        state.write(self.dimension.as_bytes());
+        state.write_u8(0xff);
+        state.write(self.key.as_bytes());
+        state.write_u8(0xff);
+    }
 }
 
 impl KeyRef<'_> {

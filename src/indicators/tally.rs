@@ -1,6 +1,6 @@
 //! Adding up the contributions that change in a batch into tally deltas.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::rules::{Contribution, ContributionRef, KeyRef, TallyKey, contributions, contributions_into};
 use crate::records::Record;
@@ -48,37 +48,47 @@ impl Delta {
 /// text is copied once per tally that moves, when it becomes a [`Delta`].
 #[derive(Default)]
 pub(crate) struct Tally<'a> {
-    sums: Vec<(KeyRef<'a>, i64)>,
-    items: Vec<((KeyRef<'a>, &'a str), i64)>,
-    /// One record's contributions, reused from record to record.
-    record: Vec<ContributionRef<'a>>,
+    sums: HashMap<KeyRef<'a>, i64>,
+    items: HashMap<(KeyRef<'a>, &'a str), i64>,
+    /// The contributions of the version replaced and of the new one, reused from record to
+    /// record.
+    removed: Vec<ContributionRef<'a>>,
+    added: Vec<ContributionRef<'a>>,
 }
 
 impl<'a> Tally<'a> {
-    /// Adds (`sign` 1) or removes (`sign` -1) a record's contributions, each once.
-    fn add(&mut self, record: &'a Record, sign: i64) {
-        self.record.clear();
-        contributions_into(record, &mut self.record);
-        self.record.sort_unstable();
-        self.record.dedup();
-        for contribution in self.record.drain(..) {
-            match contribution {
-                ContributionRef::Sum(key, amount) => self.sums.push((key, sign * amount)),
-                ContributionRef::Distinct(key, item) => self.items.push(((key, item), sign)),
-            }
-        }
-    }
-
-    /// As [`Delta::replace`].
+    /// As [`Delta::replace`]. Contributions that both versions make cancel out: only the
+    /// others are counted.
     pub fn replace(&mut self, old: Option<&'a Record>, new: Option<&'a Record>) {
         if old == new {
             return;
         }
-        if let Some(old) = old {
-            self.add(old, -1);
+        let (mut removed, mut added) = (std::mem::take(&mut self.removed), std::mem::take(&mut self.added));
+        each_once(old, &mut removed);
+        each_once(new, &mut added);
+        let (mut r, mut a) = (0, 0);
+        loop {
+            match (removed.get(r), added.get(a)) {
+                (Some(old), Some(new)) if old == new => (r, a) = (r + 1, a + 1),
+                (Some(&old), new) if new.is_none_or(|new| old < *new) => {
+                    self.count(old, -1);
+                    r += 1;
+                }
+                (_, Some(&new)) => {
+                    self.count(new, 1);
+                    a += 1;
+                }
+                (_, None) => break,
+            }
         }
-        if let Some(new) = new {
-            self.add(new, 1);
+        (self.removed, self.added) = (removed, added);
+    }
+
+    /// Adds (`sign` 1) or removes (`sign` -1) one contribution.
+    fn count(&mut self, contribution: ContributionRef<'a>, sign: i64) {
+        match contribution {
+            ContributionRef::Sum(key, amount) => *self.sums.entry(key).or_default() += sign * amount,
+            ContributionRef::Distinct(key, item) => *self.items.entry((key, item)).or_default() += sign,
         }
     }
 
@@ -91,14 +101,17 @@ impl<'a> Tally<'a> {
     }
 }
 
-/// Adds up the amounts of each key, dropping the totals that are zero.
-fn totals<K: Ord + Copy, O: Ord>(mut entries: Vec<(K, i64)>, owned: impl Fn(K) -> O) -> BTreeMap<O, i64> {
-    entries.sort_unstable_by_key(|entry| entry.0);
-    entries
-        .chunk_by(|a, b| a.0 == b.0)
-        .filter_map(|run| {
-            let total: i64 = run.iter().map(|(_, amount)| amount).sum();
-            (total != 0).then(|| (owned(run[0].0), total))
-        })
-        .collect()
+/// A record's contributions (none for no record), each once, in order.
+fn each_once<'a>(record: Option<&'a Record>, out: &mut Vec<ContributionRef<'a>>) {
+    out.clear();
+    if let Some(record) = record {
+        contributions_into(record, out);
+        out.sort_unstable();
+        out.dedup();
+    }
+}
+
+/// The totals that are not zero, with their keys copied.
+fn totals<K, O: Ord>(entries: HashMap<K, i64>, owned: impl Fn(K) -> O) -> BTreeMap<O, i64> {
+    entries.into_iter().filter(|&(_, total)| total != 0).map(|(key, total)| (owned(key), total)).collect()
 }
