@@ -17,8 +17,9 @@ use crate::records::RecordKey;
 pub struct Known {
     /// The generation of this worker's last committed batch, while what it knows is true.
     generation: Option<i64>,
-    /// `None`: no such record is stored.
-    records: HashMap<RecordKey, Option<Current>>,
+    /// `None`: no such record is stored. Boxed: the table's slots stay small (a slot
+    /// holding a whole record took most of the memory of a large table).
+    records: HashMap<RecordKey, Option<Box<Current>>>,
     /// `None`: the post has no withdrawal.
     posts: HashMap<String, Option<PostWithdrawal>>,
     /// Records known at most; past it, everything is forgotten and learned again.
@@ -62,7 +63,7 @@ impl Known {
 
     pub fn record(&self, key: &RecordKey) -> Lookup<'_, Current> {
         match self.records.get(key) {
-            Some(Some(current)) => Lookup::Stored(current),
+            Some(Some(current)) => Lookup::Stored(current.as_ref()),
             Some(None) => Lookup::Absent,
             None => Lookup::Unknown,
         }
@@ -76,14 +77,21 @@ impl Known {
         }
     }
 
-    /// After a batch committed: keeps what it read and wrote.
+    /// After a batch committed: keeps what it read and wrote. Past the capacity, a quarter
+    /// of what was known (and more if the batch needs the room) is forgotten first.
     pub fn learn(&mut self, learned: Learned) {
-        if self.records.len() + learned.records.len() > self.capacity {
+        if learned.records.len() > self.capacity {
             self.records.clear();
             self.posts.clear();
-        }
-        if learned.records.len() <= self.capacity {
-            self.records.extend(learned.records);
+        } else {
+            let room = (self.capacity * 3 / 4).min(self.capacity - learned.records.len());
+            if self.records.len() + learned.records.len() > self.capacity {
+                keep_only(&mut self.records, room);
+            }
+            if self.posts.len() + learned.posts.len() > self.capacity {
+                keep_only(&mut self.posts, room);
+            }
+            self.records.extend(learned.records.into_iter().map(|(key, current)| (key, current.map(Box::new))));
             self.posts.extend(learned.posts);
         }
         self.generation = Some(learned.generation);
@@ -97,6 +105,15 @@ impl Known {
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
     }
+}
+
+/// Keeps `left` entries of `map`, whichever come first.
+fn keep_only<K, V>(map: &mut HashMap<K, V>, mut left: usize) {
+    map.retain(|_, _| {
+        let kept = left > 0;
+        left = left.saturating_sub(1);
+        kept
+    });
 }
 
 #[cfg(test)]
@@ -155,15 +172,17 @@ mod tests {
     }
 
     #[test]
-    fn past_its_capacity_it_starts_again_from_the_last_batch() {
+    fn past_its_capacity_it_forgets_some_of_the_older_first() {
         let mut known = Known::new(3);
         known.check(1);
         known.learn(learned(1, &[("a", Some(1)), ("b", Some(1))]));
         known.check(2);
         known.learn(learned(2, &[("c", Some(2)), ("d", Some(2))]));
-        assert_eq!(known.len(), 2);
+        assert_eq!(known.len(), 3);
         known.check(3);
-        assert!(matches!(known.record(&key("a")), Lookup::Unknown));
+        let older = [key("a"), key("b")].iter().filter(|k| matches!(known.record(k), Lookup::Stored(_))).count();
+        assert_eq!(older, 1, "one of the two older records is forgotten");
+        assert!(matches!(known.record(&key("c")), Lookup::Stored(_)));
         assert!(matches!(known.record(&key("d")), Lookup::Stored(_)));
         known.learn(learned(3, &[("e", Some(3)), ("f", Some(3)), ("g", Some(3)), ("h", Some(3))]));
         assert!(known.is_empty(), "a batch larger than the capacity is not kept");
