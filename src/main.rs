@@ -25,7 +25,13 @@ enum Command {
     /// Apply pending migrations (creating the database if needed).
     Migrate,
     /// Publish a JSON Lines file of CloudEvents (`-` for standard input), with confirms.
-    Publish { file: PathBuf },
+    Publish {
+        file: PathBuf,
+        /// Events per message: above 1, JSON objects are sent as CloudEvents batches of up
+        /// to this many (up to 1000; faster to drain for a large backlog).
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+    },
     /// Rebuild every tally from the stored records.
     Recompute,
     /// List or replay rejected messages.
@@ -84,8 +90,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate => {
             app::migrate(&settings).await?;
         }
-        Command::Publish { file } => {
-            cli::publish(&settings, &file).await?;
+        Command::Publish { file, batch } => {
+            cli::publish(&settings, &file, batch).await?;
         }
         Command::Recompute => {
             cli::recompute(&settings).await?;

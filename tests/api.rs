@@ -800,7 +800,7 @@ fn routed_paths() -> BTreeSet<String> {
 async fn every_route_and_every_json_answer_match_the_openapi_document() {
     with_worker("api_openapi", async |env, http| {
         let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo-events.jsonl");
-        let published = ecpat_indicators::cli::publish(&env.settings, &file).await.unwrap();
+        let published = ecpat_indicators::cli::publish(&env.settings, &file, 1).await.unwrap();
         env.publish_raw(&[("org.ecpat.bad".into(), b"not json".to_vec())]).await;
         env.wait_for_counts(published as i64, 1, WAIT).await;
         let openapi = OpenApi::fetch(&http).await;

@@ -276,13 +276,23 @@ const DEMO_TOTALS: [(&str, i64); 13] = [
 
 #[tokio::test]
 async fn the_demo_set_published_by_the_cli_gives_its_documented_totals() {
-    let mut env = TestEnv::new("demo").await;
+    demo_set_published(1).await;
+}
+
+#[tokio::test]
+async fn the_demo_set_published_in_batches_of_100_gives_the_same_totals() {
+    demo_set_published(100).await;
+}
+
+/// Publishes the demo set with `publish --batch <batch>` and checks its documented totals.
+async fn demo_set_published(batch: usize) {
+    let mut env = TestEnv::new(&format!("demo_{batch}")).await;
     let w = env.spawn_worker();
     env.worker(w).wait_ready(WAIT).await;
     let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo-events.jsonl");
     let lines = std::fs::read_to_string(&file).unwrap().lines().filter(|l| !l.trim().is_empty()).count();
 
-    let published = ecpat_indicators::cli::publish(&env.settings, &file).await.unwrap();
+    let published = ecpat_indicators::cli::publish(&env.settings, &file, batch).await.unwrap();
     assert_eq!(published, lines);
     env.wait_for_counts(lines as i64, 0, WAIT).await;
 
