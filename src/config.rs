@@ -41,6 +41,8 @@ pub struct Amqp {
 pub struct Consumer {
     pub batch_size: usize,
     pub batch_timeout_ms: u64,
+    /// A batch also goes when no message came for this long.
+    pub batch_idle_ms: u64,
     /// Current versions a worker keeps in memory between its batches (0: none).
     pub known_records: usize,
     pub retry_initial_ms: u64,
