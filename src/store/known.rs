@@ -22,7 +22,7 @@ pub struct Known {
     records: HashMap<RecordKey, Option<Box<Current>>>,
     /// `None`: the post has no withdrawal.
     posts: HashMap<String, Option<PostWithdrawal>>,
-    /// Records known at most; past it, everything is forgotten and learned again.
+    /// Records (and posts) known at most; past it, some are forgotten (see [`Known::learn`]).
     capacity: usize,
 }
 
@@ -80,7 +80,7 @@ impl Known {
     /// After a batch committed: keeps what it read and wrote. Past the capacity, a quarter
     /// of what was known (and more if the batch needs the room) is forgotten first.
     pub fn learn(&mut self, learned: Learned) {
-        if learned.records.len() > self.capacity {
+        if self.capacity == 0 || learned.records.len() > self.capacity {
             self.records.clear();
             self.posts.clear();
         } else {
@@ -146,6 +146,15 @@ mod tests {
         assert!(matches!(known.record(&key("b")), Lookup::Absent));
         assert!(matches!(known.record(&key("c")), Lookup::Unknown));
         assert!(matches!(known.post("p"), Lookup::Absent));
+    }
+
+    #[test]
+    fn a_capacity_of_0_keeps_nothing_not_even_posts() {
+        let mut known = Known::new(0);
+        known.check(1);
+        known.learn(Learned { generation: 1, records: vec![], posts: vec![("p".into(), None)] });
+        known.check(2);
+        assert!(matches!(known.post("p"), Lookup::Unknown));
     }
 
     #[test]
