@@ -78,7 +78,7 @@ async fn any_arrival_order_and_batch_split_gives_the_model_tallies() {
                 let expected = model::values(&arrivals);
 
                 // Two workers, each with what it knows (sometimes little: a small capacity),
-                // taking the batches in turn at random: each forgets when the other applied.
+                // taking the batches in turn at random: each forgets what the other changed.
                 let capacity = |rng: &mut Rng| if rng.chance(50) { 100_000 } else { rng.below(40) as usize };
                 let mut workers = [Known::new(capacity(&mut rng)), Known::new(capacity(&mut rng))];
                 for batch in batches(&arrivals, &mut rng, max_batch) {

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 
 use super::APPLY_LOCK;
-use super::known::{Known, Learned, Lookup};
+use super::known::{CATCH_UP, Known, LOG_KEPT, Learned, Logged, Lookup, post_hash, record_hash};
 use crate::envelope::{Decoded, Event, MAX_BODY, Reason, Version};
 use crate::indicators::Code;
 use crate::indicators::rules::TallyKey;
@@ -177,11 +177,28 @@ async fn apply_stored(
     )
     .fetch_one(&mut *tx)
     .await?;
-    // Every batch takes the next generation, under the lock: a worker whose own last commit
-    // is not the one right before forgets what it knew (another process applied since).
-    let generation =
-        sqlx::query_scalar!("update apply_generation set n = n + 1 returning n").fetch_one(&mut *tx).await?;
-    known.check(generation);
+    // Every batch takes the next generation, under the lock, and reads what the batches
+    // since this worker's last commit changed (if it is not too far behind): it forgets that
+    // (see [`Known::check`]).
+    let since = known.since().unwrap_or(i64::MAX);
+    let rows = sqlx::query!(
+        r#"with bump as (update apply_generation set n = n + 1 returning n)
+        select bump.n as "generation!", l.generation as "logged?", l.records as "records?", l.posts as "posts?"
+        from bump left join apply_log l on l.generation > $1 and l.generation < bump.n and bump.n - $1 <= $2::int8 + 1
+        order by l.generation"#,
+        since,
+        CATCH_UP,
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let generation = rows[0].generation;
+    let log: Vec<Logged> = rows
+        .into_iter()
+        .filter_map(|row| {
+            Some(Logged { generation: row.logged?, records: row.records?, posts: row.posts.unwrap_or_default() })
+        })
+        .collect();
+    known.check(generation, &log);
     let locked = started.elapsed();
     let mut outcome = Outcome::default();
     let (before, absent) = load_before(&mut *tx, new_events, known).await?;
@@ -191,6 +208,7 @@ async fn apply_stored(
     outcome.stale = plan.stale;
     write_records(&mut *tx, &plan.records, &before).await?;
     write_post_withdrawals(&mut *tx, &plan.post_withdrawals).await?;
+    log_changes(&mut *tx, generation, &plan.records, &plan.post_withdrawals).await?;
     let written = started.elapsed();
     // What the batch read and wrote, to know once it commits (the last state of a key wins).
     let learned = Learned {
@@ -640,6 +658,29 @@ async fn write_post_withdrawals(tx: &mut PgConnection, posts: &[(String, PostWit
         &sources,
         &ids,
         &seqs,
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Writes what the batch changed in `apply_log` (for the other workers, see [`Known`]),
+/// and deletes the rows no worker will read any more.
+async fn log_changes(
+    tx: &mut PgConnection,
+    generation: i64,
+    records: &[(RecordKey, Current)],
+    posts: &[(String, PostWithdrawal)],
+) -> Result<(), sqlx::Error> {
+    let records: Vec<i64> = records.iter().map(|(key, _)| record_hash(key)).collect();
+    let posts: Vec<i64> = posts.iter().map(|(post, _)| post_hash(post)).collect();
+    sqlx::query!(
+        "with pruned as (delete from apply_log where generation <= $1 - $4::int8)
+        insert into apply_log (generation, records, posts) values ($1, $2, $3)",
+        generation,
+        &records,
+        &posts,
+        LOG_KEPT,
     )
     .execute(&mut *tx)
     .await?;

@@ -1,27 +1,37 @@
 //! The current versions a worker already knows, so that a batch need not read them again.
 //!
-//! What a worker knows is what its own batches read and wrote. It is true only while no
-//! other process has applied a batch since this worker's last commit: every batch bumps
-//! `apply_generation` under the apply lock, and a worker that finds a generation other
-//! than the one right after its last commit forgets everything before it reads (see
-//! [`Known::check`]). Nothing is learned until a batch has committed: a batch that fails,
-//! or whose commit may or may not have happened, leaves the worker knowing nothing.
+//! What a worker knows is what its own batches read and wrote. Every batch takes the next
+//! number of `apply_generation` under the apply lock and writes, in `apply_log`, the keys
+//! of the records and posts it changed (as hashes, see [`record_hash`]). A worker whose
+//! batch finds that other batches were applied since its own last commit forgets only what
+//! they changed; if their log is incomplete (pruned, or a hand edit that took a generation
+//! without logging), it forgets everything (see [`Known::check`]). Nothing is learned
+//! until a batch has committed: a batch that fails, or whose commit may or may not have
+//! happened, leaves the worker knowing nothing.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::ledger::{Current, PostWithdrawal};
 use crate::records::RecordKey;
 
-/// Current versions (and known absences) of records and post withdrawals.
+/// How many generations behind a worker may be and still catch up from the log; the log
+/// keeps a few more (see [`LOG_KEPT`]).
+pub const CATCH_UP: i64 = 64;
+/// Generations kept in `apply_log`; older rows are deleted by later batches.
+pub const LOG_KEPT: i64 = 1000;
+
+/// Current versions (and known absences) of records and post withdrawals, by the hash of
+/// their key (the key is kept too: two keys with one hash never pass for each other).
 #[derive(Debug)]
 pub struct Known {
     /// The generation of this worker's last committed batch, while what it knows is true.
     generation: Option<i64>,
     /// `None`: no such record is stored. Boxed: the table's slots stay small (a slot
     /// holding a whole record took most of the memory of a large table).
-    records: HashMap<RecordKey, Option<Box<Current>>>,
+    records: HashMap<i64, (RecordKey, Option<Box<Current>>), ByHash>,
     /// `None`: the post has no withdrawal.
-    posts: HashMap<String, Option<PostWithdrawal>>,
+    posts: HashMap<i64, (String, Option<PostWithdrawal>), ByHash>,
     /// Records (and posts) known at most; past it, some are forgotten (see [`Known::learn`]).
     capacity: usize,
 }
@@ -32,6 +42,16 @@ pub struct Learned {
     pub generation: i64,
     pub records: Vec<(RecordKey, Option<Current>)>,
     pub posts: Vec<(String, Option<PostWithdrawal>)>,
+}
+
+/// One row of `apply_log`: what another batch changed.
+#[derive(Debug, Default)]
+pub struct Logged {
+    pub generation: i64,
+    /// [`record_hash`] of each record it wrote.
+    pub records: Vec<i64>,
+    /// [`post_hash`] of each post withdrawal it wrote.
+    pub posts: Vec<i64>,
 }
 
 /// What is known about one record or post.
@@ -47,33 +67,53 @@ pub enum Lookup<'a, T> {
 impl Known {
     /// Knows nothing; keeps at most `capacity` records (0: never keeps any).
     pub fn new(capacity: usize) -> Self {
-        Known { generation: None, records: HashMap::new(), posts: HashMap::new(), capacity }
+        Known { generation: None, records: HashMap::default(), posts: HashMap::default(), capacity }
     }
 
-    /// Called under the apply lock with the generation the batch just took: what is known
-    /// stays only if the batch before this one was this worker's own last commit. Until
-    /// [`Known::learn`], the next batch will find it stale.
-    pub fn check(&mut self, generation: i64) {
-        if self.generation != Some(generation - 1) {
-            self.records.clear();
-            self.posts.clear();
+    /// The generation after which the log must be read for [`Known::check`] (`None`: what
+    /// is known cannot be trusted whatever the log says).
+    pub fn since(&self) -> Option<i64> {
+        self.generation
+    }
+
+    /// Called under the apply lock with the generation the batch just took and the log of
+    /// the batches after [`Known::since`] and before it: what they changed is forgotten;
+    /// everything is, unless the log holds every one of those batches. Until
+    /// [`Known::learn`], the next batch will find all of it stale.
+    pub fn check(&mut self, generation: i64, log: &[Logged]) {
+        match self.generation {
+            Some(last) if last + 1 == generation => {}
+            Some(last) if last < generation && generation - last <= CATCH_UP + 1 && complete(log, last, generation) => {
+                for logged in log {
+                    for hash in &logged.records {
+                        self.records.remove(hash);
+                    }
+                    for hash in &logged.posts {
+                        self.posts.remove(hash);
+                    }
+                }
+            }
+            _ => {
+                self.records.clear();
+                self.posts.clear();
+            }
         }
         self.generation = None;
     }
 
     pub fn record(&self, key: &RecordKey) -> Lookup<'_, Current> {
-        match self.records.get(key) {
-            Some(Some(current)) => Lookup::Stored(current.as_ref()),
-            Some(None) => Lookup::Absent,
-            None => Lookup::Unknown,
+        match self.records.get(&record_hash(key)) {
+            Some((known, Some(current))) if known == key => Lookup::Stored(current.as_ref()),
+            Some((known, None)) if known == key => Lookup::Absent,
+            _ => Lookup::Unknown,
         }
     }
 
     pub fn post(&self, post: &str) -> Lookup<'_, PostWithdrawal> {
-        match self.posts.get(post) {
-            Some(Some(withdrawal)) => Lookup::Stored(withdrawal),
-            Some(None) => Lookup::Absent,
-            None => Lookup::Unknown,
+        match self.posts.get(&post_hash(post)) {
+            Some((known, Some(withdrawal))) if known == post => Lookup::Stored(withdrawal),
+            Some((known, None)) if known == post => Lookup::Absent,
+            _ => Lookup::Unknown,
         }
     }
 
@@ -91,8 +131,10 @@ impl Known {
             if self.posts.len() + learned.posts.len() > self.capacity {
                 keep_only(&mut self.posts, room);
             }
-            self.records.extend(learned.records.into_iter().map(|(key, current)| (key, current.map(Box::new))));
-            self.posts.extend(learned.posts);
+            self.records.extend(
+                learned.records.into_iter().map(|(key, current)| (record_hash(&key), (key, current.map(Box::new)))),
+            );
+            self.posts.extend(learned.posts.into_iter().map(|(post, w)| (post_hash(&post), (post, w))));
         }
         self.generation = Some(learned.generation);
     }
@@ -107,13 +149,79 @@ impl Known {
     }
 }
 
+/// Whether `log` holds every generation strictly between `last` and `generation`.
+fn complete(log: &[Logged], last: i64, generation: i64) -> bool {
+    let mut expected = last + 1;
+    for logged in log {
+        if logged.generation != expected {
+            return false;
+        }
+        expected += 1;
+    }
+    expected == generation
+}
+
 /// Keeps `left` entries of `map`, whichever come first.
-fn keep_only<K, V>(map: &mut HashMap<K, V>, mut left: usize) {
+fn keep_only<K, V>(map: &mut HashMap<K, V, ByHash>, mut left: usize) {
     map.retain(|_, _| {
         let kept = left > 0;
         left = left.saturating_sub(1);
         kept
     });
+}
+
+/// The hash of a record key logged in `apply_log`: the same in every worker and version
+/// (FNV-1a over the type and the key, then mixed). Two keys may share one; that only makes
+/// a worker forget a little more.
+pub fn record_hash(key: &RecordKey) -> i64 {
+    stable_hash(&[key.record_type.as_str().as_bytes(), key.key.as_bytes()])
+}
+
+/// The hash of a post key logged in `apply_log` (see [`record_hash`]).
+pub fn post_hash(post: &str) -> i64 {
+    stable_hash(&[post.as_bytes()])
+}
+
+fn stable_hash(parts: &[&[u8]]) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for &byte in *part {
+            h ^= u64::from(byte);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        // A separator no UTF-8 text holds, so that ("ab", "c") and ("a", "bc") differ.
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    // MurmurHash3's finaliser: every bit of the input reaches the low bits the table uses.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    h as i64
+}
+
+/// The tables' keys are hashes already: they are used as they are.
+type ByHash = BuildHasherDefault<AsIs>;
+
+#[derive(Default)]
+struct AsIs(u64);
+
+impl Hasher for AsIs {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 << 8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_i64(&mut self, n: i64) {
+        self.0 = n as u64;
+    }
 }
 
 #[cfg(test)]
@@ -139,9 +247,9 @@ mod tests {
     #[test]
     fn what_a_worker_learned_holds_while_its_own_batches_follow_each_other() {
         let mut known = Known::new(10);
-        known.check(1);
+        known.check(1, &[]);
         known.learn(learned(1, &[("a", Some(1)), ("b", None)]));
-        known.check(2);
+        known.check(2, &[]);
         assert!(matches!(known.record(&key("a")), Lookup::Stored(c) if c.event_seq == 1));
         assert!(matches!(known.record(&key("b")), Lookup::Absent));
         assert!(matches!(known.record(&key("c")), Lookup::Unknown));
@@ -151,44 +259,101 @@ mod tests {
     #[test]
     fn a_capacity_of_0_keeps_nothing_not_even_posts() {
         let mut known = Known::new(0);
-        known.check(1);
+        known.check(1, &[]);
         known.learn(Learned { generation: 1, records: vec![], posts: vec![("p".into(), None)] });
-        known.check(2);
+        known.check(2, &[]);
         assert!(matches!(known.post("p"), Lookup::Unknown));
     }
 
     #[test]
     fn another_workers_batch_in_between_makes_it_forget() {
         let mut known = Known::new(10);
-        known.check(1);
+        known.check(1, &[]);
         known.learn(learned(1, &[("a", Some(1))]));
-        known.check(3);
+        known.check(3, &[]);
         assert!(matches!(known.record(&key("a")), Lookup::Unknown));
         assert!(matches!(known.post("p"), Lookup::Unknown));
     }
 
     #[test]
+    fn another_workers_logged_batches_in_between_make_it_forget_only_what_they_changed() {
+        let mut known = Known::new(10);
+        known.check(1, &[]);
+        known.learn(learned(1, &[("a", Some(1)), ("b", None), ("c", Some(1))]));
+        let log = [
+            Logged { generation: 2, records: vec![record_hash(&key("a"))], posts: vec![] },
+            Logged { generation: 3, records: vec![record_hash(&key("b"))], posts: vec![post_hash("p")] },
+        ];
+        known.check(4, &log);
+        assert!(matches!(known.record(&key("a")), Lookup::Unknown));
+        assert!(matches!(known.record(&key("b")), Lookup::Unknown));
+        assert!(matches!(known.record(&key("c")), Lookup::Stored(c) if c.event_seq == 1));
+        assert!(matches!(known.post("p"), Lookup::Unknown));
+    }
+
+    #[test]
+    fn a_log_with_a_gap_or_too_far_behind_makes_it_forget_everything() {
+        let logged = |generation| Logged { generation, records: vec![], posts: vec![] };
+        for (generation, log) in [
+            (4, vec![logged(2)]),
+            (4, vec![logged(3)]),
+            (4, vec![logged(2), logged(2)]),
+            (1, vec![]),
+            (1 + CATCH_UP + 2, (2..1 + CATCH_UP + 2).map(logged).collect()),
+        ] {
+            let mut known = Known::new(10);
+            known.check(1, &[]);
+            known.learn(learned(1, &[("c", Some(1))]));
+            known.check(generation, &log);
+            assert!(known.is_empty(), "generation {generation}, {} logged", log.len());
+        }
+        let mut known = Known::new(10);
+        known.check(1, &[]);
+        known.learn(learned(1, &[("c", Some(1))]));
+        known.check(1 + CATCH_UP + 1, &(2..1 + CATCH_UP + 1).map(logged).collect::<Vec<_>>());
+        assert_eq!(known.len(), 1, "a worker as far behind as it may be catches up");
+    }
+
+    #[test]
+    fn a_key_sharing_its_hash_with_a_known_one_is_not_taken_for_it() {
+        let mut known = Known::new(10);
+        known.records.insert(record_hash(&key("a")), (key("b"), Some(Box::new(current(1)))));
+        known.posts.insert(post_hash("p"), ("q".into(), None));
+        assert!(matches!(known.record(&key("a")), Lookup::Unknown));
+        assert!(matches!(known.post("p"), Lookup::Unknown));
+    }
+
+    #[test]
+    fn hashes_are_stable_and_tell_type_and_key_apart() {
+        // Logged by one worker and read by another (perhaps another version): fixed values.
+        assert_eq!(post_hash(""), stable_hash(&[b""]));
+        assert_eq!(record_hash(&key("a")), stable_hash(&[b"media_story", b"a"]));
+        assert_ne!(stable_hash(&[b"ab", b"c"]), stable_hash(&[b"a", b"bc"]));
+        assert_eq!(stable_hash(&[b"a"]), 4245884901632234395, "computed apart, in Python");
+    }
+
+    #[test]
     fn a_batch_that_did_not_commit_leaves_nothing_known_for_the_next() {
         let mut known = Known::new(10);
-        known.check(1);
+        known.check(1, &[]);
         known.learn(learned(1, &[("a", Some(1))]));
-        known.check(2);
+        known.check(2, &[]);
         // The batch of generation 2 failed (or its commit is uncertain): no learn.
-        known.check(2);
+        known.check(2, &[]);
         assert!(matches!(known.record(&key("a")), Lookup::Unknown));
-        known.check(3);
+        known.check(3, &[]);
         assert!(known.is_empty());
     }
 
     #[test]
     fn past_its_capacity_it_forgets_some_of_the_older_first() {
         let mut known = Known::new(3);
-        known.check(1);
+        known.check(1, &[]);
         known.learn(learned(1, &[("a", Some(1)), ("b", Some(1))]));
-        known.check(2);
+        known.check(2, &[]);
         known.learn(learned(2, &[("c", Some(2)), ("d", Some(2))]));
         assert_eq!(known.len(), 3);
-        known.check(3);
+        known.check(3, &[]);
         let older = [key("a"), key("b")].iter().filter(|k| matches!(known.record(k), Lookup::Stored(_))).count();
         assert_eq!(older, 1, "one of the two older records is forgotten");
         assert!(matches!(known.record(&key("c")), Lookup::Stored(_)));
