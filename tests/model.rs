@@ -108,3 +108,44 @@ async fn any_arrival_order_and_batch_split_gives_the_model_tallies() {
         panic!("{e}");
     }
 }
+
+/// Two workers applying batches at the same time: each reads what it does not know before
+/// taking the apply lock, while the other applies, and must read again under the lock
+/// whatever the other changed meanwhile. Any interleaving gives the model's tallies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_applying_at_once_give_the_model_tallies() {
+    let env = TestEnv::new("model_concurrent").await;
+    let handle = tokio::runtime::Handle::current();
+    let mut runner = TestRunner::new(Config { cases: 32, ..Config::default() });
+    // Few posts and records, corrected again and again: batches often touch the same keys.
+    let strategy = (any::<u64>(), 50usize..400, any::<u64>(), 1u64..40);
+    let result = runner.run(&strategy, |(seed, n, order_seed, max_batch)| {
+        tokio::task::block_in_place(|| {
+            handle.block_on(async {
+                reset(&env).await;
+                let mut rng = Rng::new(order_seed);
+                let arrivals = shuffled(&events(seed, n), &mut rng);
+                let expected = model::values(&arrivals);
+                let queue = std::sync::Mutex::new(batches(&arrivals, &mut rng, max_batch));
+                let take = || queue.lock().unwrap().pop();
+                let worker = |capacity: usize| {
+                    let pool = env.pool.clone();
+                    let take = &take;
+                    async move {
+                        let mut known = Known::new(capacity);
+                        while let Some(batch) = take() {
+                            apply(&pool, &batch, &mut known).await.unwrap();
+                        }
+                    }
+                };
+                tokio::join!(worker(100_000), worker(rng.below(40) as usize));
+                prop_assert_eq!(&as_model(&env.values().await), &expected, "tallies differ from the model");
+                Ok(())
+            })
+        })
+    });
+    env.cleanup().await;
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}

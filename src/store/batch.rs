@@ -116,6 +116,20 @@ pub async fn store(pool: &PgPool, messages: &[Message], in_flight: Option<&Event
     }
     let skipped = before_skipping - fresh.len();
     let mut tx = pool.begin().await?;
+    // Every statement of the batch looks rows up by key, a few hundred or thousand at a
+    // time. Left to its estimates, the planner sometimes joins the keys to a whole-table scan
+    // of `records`, whose cost grows with the table: keep it to index look-ups. `local`: for
+    // this transaction only.
+    let planned = sqlx::query!(
+        "select set_config('enable_seqscan', 'off', true) as seqscan, set_config('enable_hashjoin', 'off', true) as hashjoin,
+            set_config('enable_mergejoin', 'off', true) as mergejoin"
+    )
+    .fetch_one(&mut *tx)
+    .await;
+    if let Err(e) = planned {
+        let _ = tx.rollback().await;
+        return Err(e);
+    }
     let inserted = match insert_events(&mut tx, &fresh).await {
         Ok(inserted) => inserted,
         Err(e) => {
@@ -166,25 +180,22 @@ async fn apply_stored(
     known: &mut Known,
 ) -> Result<(Outcome, Learned), sqlx::Error> {
     let started = std::time::Instant::now();
-    // Every statement below looks rows up by key, a few hundred or thousand at a time. Left
-    // to its estimates, the planner sometimes joins the keys to a whole-table scan of
-    // `records`, whose cost grows with the table: keep it to index look-ups. `local`: for
-    // this transaction only.
-    sqlx::query!(
-        "select set_config('enable_seqscan', 'off', true) as seqscan, set_config('enable_hashjoin', 'off', true) as hashjoin,
-            set_config('enable_mergejoin', 'off', true) as mergejoin, pg_advisory_xact_lock($1) as locked",
-        APPLY_LOCK
-    )
-    .fetch_one(&mut *tx)
-    .await?;
+    let wanted = Wanted::of(new_events);
+    // Before the lock: what this worker does not know is read now, as of some generation;
+    // under the lock only what changed since is read again. Another worker's batch is
+    // applied meanwhile.
+    let preloaded = preload(&mut *tx, &wanted, known).await?;
+    let preload_took = started.elapsed();
+    sqlx::query!("select pg_advisory_xact_lock($1)", APPLY_LOCK).execute(&mut *tx).await?;
     // Every batch takes the next generation, under the lock, and reads what the batches
-    // since this worker's last commit changed (if it is not too far behind): it forgets that
-    // (see [`Known::check`]).
-    let since = known.since().unwrap_or(i64::MAX);
+    // since this worker's last commit (or since its preload) changed, if that is not too
+    // long ago: it forgets that (see [`Known::check`]) and reads it again.
+    let since = [known.since(), Some(preloaded.generation)].into_iter().flatten().min().unwrap_or(i64::MAX);
     let rows = sqlx::query!(
         r#"with bump as (update apply_generation set n = n + 1 returning n)
         select bump.n as "generation!", l.generation as "logged?", l.records as "records?", l.posts as "posts?"
-        from bump left join apply_log l on l.generation > $1 and l.generation < bump.n and bump.n - $1 <= $2::int8 + 1
+        from bump left join apply_log l
+            on l.generation > greatest($1, bump.n - $2::int8 - 1) and l.generation < bump.n
         order by l.generation"#,
         since,
         CATCH_UP,
@@ -199,9 +210,10 @@ async fn apply_stored(
         })
         .collect();
     known.check(generation, &log);
+    let preloaded = preloaded.still_current(generation, &log);
     let locked = started.elapsed();
     let mut outcome = Outcome::default();
-    let (before, absent) = load_before(&mut *tx, new_events, known).await?;
+    let (before, absent) = load_before(&mut *tx, wanted, known, preloaded).await?;
     let loaded = started.elapsed();
     let plan = ledger::plan(&before, new_events);
     outcome.applied = plan.applied;
@@ -233,7 +245,8 @@ async fn apply_stored(
     outcome.rejected = insert_rejections(&mut *tx, messages).await?;
     notify(&mut *tx, &outcome.totals).await?;
     tracing::debug!(
-        lock_ms = locked.as_secs_f64() * 1e3,
+        preload_ms = preload_took.as_secs_f64() * 1e3,
+        lock_ms = (locked - preload_took).as_secs_f64() * 1e3,
         load_ms = (loaded - locked).as_secs_f64() * 1e3,
         records_ms = (written - loaded).as_secs_f64() * 1e3,
         tallies_ms = (tallied - written).as_secs_f64() * 1e3,
@@ -400,63 +413,213 @@ struct Absent {
     posts: Vec<String>,
 }
 
-/// Loads the current versions of everything the new events name: from what this worker
-/// knows, else from the database. Every series of a withdrawn post is read from the
-/// database (what a worker knows of a post may not hold all its series).
+/// What a batch's new events name: the records they change, the posts whose withdrawal
+/// they need, and the posts they withdraw.
+struct Wanted {
+    records: Vec<RecordKey>,
+    posts: Vec<String>,
+    withdrawn_posts: Vec<String>,
+}
+
+impl Wanted {
+    fn of(events: &[(i64, &Event)]) -> Wanted {
+        let mut records = HashSet::new();
+        let mut posts = HashSet::new();
+        let mut withdrawn_posts = HashSet::new();
+        for (_, event) in events {
+            for change in &event.changes {
+                match change {
+                    Change::Upsert(record) => {
+                        records.insert(record.key());
+                        posts.extend(record.group());
+                    }
+                    Change::Withdraw(key) => {
+                        records.insert(key.clone());
+                    }
+                    Change::WithdrawPost(post) => {
+                        posts.insert(post.clone());
+                        withdrawn_posts.insert(post.clone());
+                    }
+                }
+            }
+        }
+        Wanted {
+            records: records.into_iter().collect(),
+            posts: posts.into_iter().collect(),
+            withdrawn_posts: withdrawn_posts.into_iter().collect(),
+        }
+    }
+}
+
+/// Current versions read before the apply lock (`None`: not stored), as of `generation`.
+struct Preloaded {
+    generation: i64,
+    records: HashMap<RecordKey, Option<Current>>,
+    posts: HashMap<String, Option<PostWithdrawal>>,
+}
+
+/// Reads, before the apply lock, the current versions of what the batch names and this
+/// worker does not know; each statement also reads the generation it sees (a batch's
+/// writes and its generation commit together, so the rows are those of that generation).
+async fn preload(tx: &mut PgConnection, wanted: &Wanted, known: &Known) -> Result<Preloaded, sqlx::Error> {
+    let mut types = Vec::new();
+    let mut keys = Vec::new();
+    for key in &wanted.records {
+        if matches!(known.record(key), Lookup::Unknown) {
+            types.push(key.record_type.as_str().to_owned());
+            keys.push(key.key.clone());
+        }
+    }
+    let posts: Vec<String> =
+        wanted.posts.iter().filter(|post| matches!(known.post(post), Lookup::Unknown)).cloned().collect();
+    let rows = sqlx::query!(
+        r#"select g.n as "generation!", r.record_type as "record_type?", r.record_key as "record_key?", r.post_key,
+            r.version_secs as "version_secs?", r.version_nanos as "version_nanos?",
+            r.version_source as "version_source?", r.version_id as "version_id?", r.event_seq as "event_seq?",
+            r.record::text as record
+        from apply_generation g
+        left join (unnest($1::text[], $2::text[]) as u(rt, rk)
+            join records r on r.record_type = u.rt and r.record_key = u.rk) on true"#,
+        &types,
+        &keys,
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let generation = rows.first().map_or(0, |row| row.generation);
+    let mut records: HashMap<RecordKey, Option<Current>> = HashMap::new();
+    for row in rows {
+        let (Some(record_type), Some(record_key), Some(secs), Some(nanos), Some(source), Some(id), Some(event_seq)) = (
+            row.record_type,
+            row.record_key,
+            row.version_secs,
+            row.version_nanos,
+            row.version_source,
+            row.version_id,
+            row.event_seq,
+        ) else {
+            continue;
+        };
+        let stored = StoredRow {
+            record_type,
+            record_key,
+            post_key: row.post_key,
+            version_secs: secs,
+            version_nanos: nanos,
+            version_source: source,
+            version_id: id,
+            event_seq,
+            record: row.record,
+        };
+        let (key, current) = stored.current()?;
+        records.insert(key, Some(current));
+    }
+    for (record_type, key) in types.iter().zip(keys) {
+        let record_type = RecordType::parse(record_type).expect("a type this worker named");
+        records.entry(RecordKey { record_type, key }).or_insert(None);
+    }
+    // Posts in their own statement: its generation must be the same, else none is kept.
+    let rows = sqlx::query!(
+        r#"select g.n as "generation!", p.post_key as "post_key?", p.version_secs as "version_secs?",
+            p.version_nanos as "version_nanos?", p.version_source as "version_source?",
+            p.version_id as "version_id?", p.event_seq as "event_seq?"
+        from apply_generation g
+        left join post_withdrawals p on p.post_key = any($1::text[])"#,
+        &posts,
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut preloaded_posts = HashMap::new();
+    if rows.first().is_some_and(|row| row.generation == generation) {
+        for row in rows {
+            let (Some(post_key), Some(secs), Some(nanos), Some(source), Some(id), Some(event_seq)) =
+                (row.post_key, row.version_secs, row.version_nanos, row.version_source, row.version_id, row.event_seq)
+            else {
+                continue;
+            };
+            let version = Version { secs, nanos: nanos as u32, source, id };
+            preloaded_posts.insert(post_key, Some(PostWithdrawal { version, event_seq }));
+        }
+        for post in posts {
+            preloaded_posts.entry(post).or_insert(None);
+        }
+    }
+    Ok(Preloaded { generation, records, posts: preloaded_posts })
+}
+
+impl Preloaded {
+    /// Under the lock, at `generation`: drops what the batches logged since the preload
+    /// changed; everything, unless `log` holds every one of them.
+    fn still_current(mut self, generation: i64, log: &[Logged]) -> Preloaded {
+        let since: Vec<&Logged> = log.iter().filter(|logged| logged.generation > self.generation).collect();
+        let complete = since.iter().enumerate().all(|(i, logged)| logged.generation == self.generation + 1 + i as i64)
+            && self.generation + 1 + since.len() as i64 == generation;
+        if !complete {
+            self.records.clear();
+            self.posts.clear();
+            return self;
+        }
+        let records: HashSet<i64> = since.iter().flat_map(|logged| logged.records.iter().copied()).collect();
+        let posts: HashSet<i64> = since.iter().flat_map(|logged| logged.posts.iter().copied()).collect();
+        if !records.is_empty() {
+            self.records.retain(|key, _| !records.contains(&record_hash(key)));
+        }
+        if !posts.is_empty() {
+            self.posts.retain(|post, _| !posts.contains(&post_hash(post)));
+        }
+        self
+    }
+}
+
+/// Loads, under the apply lock, the current versions of everything the new events name:
+/// from what this worker knows, else from what it preloaded and is still current, else from
+/// the database. Every series of a withdrawn post is read from the database (what a worker
+/// knows of a post may not hold all its series).
 async fn load_before(
     tx: &mut PgConnection,
-    events: &[(i64, &Event)],
+    wanted: Wanted,
     known: &Known,
+    mut preloaded: Preloaded,
 ) -> Result<(Before, Absent), sqlx::Error> {
     let mut before = Before::default();
     let mut absent = Absent::default();
-    let mut wanted = HashSet::new();
+    let mut unread = HashSet::new();
     let mut types = Vec::new();
     let mut keys = Vec::new();
-    let mut posts = HashSet::new();
-    let mut withdrawn_posts = HashSet::new();
-    let mut want = |key: RecordKey, before: &mut Before, absent: &mut Absent| match known.record(&key) {
-        Lookup::Stored(current) => {
-            before.records.insert(key, current.clone());
-        }
-        Lookup::Absent => absent.records.push(key),
-        Lookup::Unknown => {
-            if wanted.insert(key.clone()) {
-                types.push(key.record_type.as_str().to_owned());
-                keys.push(key.key);
+    for key in wanted.records {
+        match known.record(&key) {
+            Lookup::Stored(current) => {
+                before.records.insert(key, current.clone());
             }
-        }
-    };
-    for (_, event) in events {
-        for change in &event.changes {
-            match change {
-                Change::Upsert(record) => {
-                    want(record.key(), &mut before, &mut absent);
-                    posts.extend(record.group());
+            Lookup::Absent => absent.records.push(key),
+            Lookup::Unknown => match preloaded.records.remove(&key) {
+                Some(Some(current)) => {
+                    before.records.insert(key, current);
                 }
-                Change::Withdraw(key) => want(key.clone(), &mut before, &mut absent),
-                Change::WithdrawPost(post) => {
-                    posts.insert(post.clone());
-                    withdrawn_posts.insert(post.clone());
+                Some(None) => absent.records.push(key),
+                None => {
+                    types.push(key.record_type.as_str().to_owned());
+                    keys.push(key.key.clone());
+                    unread.insert(key);
                 }
-            }
+            },
         }
     }
-    let withdrawn_posts: Vec<String> = withdrawn_posts.into_iter().collect();
-    let posts: Vec<String> = posts
-        .into_iter()
-        .filter(|post| match known.post(post) {
+    let mut posts = Vec::new();
+    for post in wanted.posts {
+        match known.post(&post) {
             Lookup::Stored(withdrawal) => {
-                before.post_withdrawals.insert(post.clone(), withdrawal.clone());
-                false
+                before.post_withdrawals.insert(post, withdrawal.clone());
             }
-            Lookup::Absent => {
-                absent.posts.push(post.clone());
-                false
-            }
-            Lookup::Unknown => true,
-        })
-        .collect();
+            Lookup::Absent => absent.posts.push(post),
+            Lookup::Unknown => match preloaded.posts.remove(&post) {
+                Some(Some(withdrawal)) => {
+                    before.post_withdrawals.insert(post, withdrawal);
+                }
+                Some(None) => absent.posts.push(post),
+                None => posts.push(post),
+            },
+        }
+    }
     // Two look-ups, each by its own index (an `or` of both would scan the table).
     let by_key = if keys.is_empty() {
         vec![]
@@ -473,7 +636,7 @@ async fn load_before(
         .fetch_all(&mut *tx)
         .await?
     };
-    let by_post = if withdrawn_posts.is_empty() {
+    let by_post = if wanted.withdrawn_posts.is_empty() {
         vec![]
     } else {
         sqlx::query_as!(
@@ -481,30 +644,17 @@ async fn load_before(
             r#"select record_type, record_key, post_key, version_secs, version_nanos, version_source, version_id,
                 event_seq, record::text as record
             from records where post_key = any($1::text[])"#,
-            &withdrawn_posts,
+            &wanted.withdrawn_posts,
         )
         .fetch_all(&mut *tx)
         .await?
     };
     for row in by_key.into_iter().chain(by_post) {
-        let record_type =
-            RecordType::parse(&row.record_type).ok_or_else(|| corrupt("record_type", &row.record_type))?;
-        let record = row
-            .record
-            .map(|text| serde_json::from_str::<Record>(&text).map_err(|e| corrupt("record", &e.to_string())))
-            .transpose()?;
-        let version = Version {
-            secs: row.version_secs,
-            nanos: row.version_nanos as u32,
-            source: row.version_source,
-            id: row.version_id,
-        };
-        let current = Current { version, record, event_seq: row.event_seq, post_key: row.post_key };
-        let key = RecordKey { record_type, key: row.record_key };
-        wanted.remove(&key);
+        let (key, current) = row.current()?;
+        unread.remove(&key);
         before.records.insert(key, current);
     }
-    absent.records.extend(wanted);
+    absent.records.extend(unread);
     let rows = if posts.is_empty() {
         vec![]
     } else {
@@ -542,6 +692,25 @@ struct StoredRow {
     version_id: String,
     event_seq: i64,
     record: Option<String>,
+}
+
+impl StoredRow {
+    fn current(self) -> Result<(RecordKey, Current), sqlx::Error> {
+        let record_type =
+            RecordType::parse(&self.record_type).ok_or_else(|| corrupt("record_type", &self.record_type))?;
+        let record = self
+            .record
+            .map(|text| serde_json::from_str::<Record>(&text).map_err(|e| corrupt("record", &e.to_string())))
+            .transpose()?;
+        let version = Version {
+            secs: self.version_secs,
+            nanos: self.version_nanos as u32,
+            source: self.version_source,
+            id: self.version_id,
+        };
+        let current = Current { version, record, event_seq: self.event_seq, post_key: self.post_key };
+        Ok((RecordKey { record_type, key: self.record_key }, current))
+    }
 }
 
 fn corrupt(what: &str, detail: &str) -> sqlx::Error {
