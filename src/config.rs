@@ -45,6 +45,9 @@ pub struct Consumer {
     pub batch_idle_ms: u64,
     /// Current versions a worker keeps in memory between its batches (0: none).
     pub known_records: usize,
+    /// Events the worker lets the broker hand it at once: its prefetch, in messages, is set
+    /// from the events per message it sees (at most `amqp.prefetch`).
+    pub events_in_flight: usize,
     pub retry_initial_ms: u64,
     pub retry_max_ms: u64,
 }

@@ -1,7 +1,7 @@
 //! The consumer loop: take messages in batches, apply each batch in one transaction,
 //! acknowledge after commit; retry transient database failures; reconnect to the broker.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -62,21 +62,24 @@ async fn session(
     let connection = broker::connect(&settings.amqp, &name).await?;
     let channel = connection.create_channel().await?;
     broker::declare_topology(&channel, &settings.amqp).await?;
-    channel.basic_qos(settings.amqp.prefetch, BasicQosOptions::default()).await?;
-    let tag = format!("ecpat-indicators-{}", std::process::id());
-    let consumer = channel
-        .basic_consume(
-            settings.amqp.queue.as_str().into(),
-            tag.as_str().into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let window = Window::new(settings.amqp.prefetch, settings.consumer.events_in_flight);
+    let tag = consumer_tag(0);
+    let consumer = consume(&channel, &settings.amqp.queue, &tag, window.current).await?;
     health.set_consuming(true);
-    info!(queue = %settings.amqp.queue, "Consuming.");
+    info!(queue = %settings.amqp.queue, prefetch = window.current, "Consuming.");
 
     let (sender, mut batches) = mpsc::channel::<Batch>(1);
-    let reader = tokio::spawn(read_batches(consumer, settings.consumer.clone(), sender, shutdown.clone()));
+    let tag = Arc::new(Mutex::new(tag));
+    let source = Source {
+        channel: channel.clone(),
+        queue: settings.amqp.queue.clone(),
+        consumer,
+        tag: tag.clone(),
+        resized: 0,
+        replacement: None,
+        window,
+    };
+    let reader = tokio::spawn(read_batches(source, settings.consumer.clone(), sender, shutdown.clone()));
     let mut carried = Carried { backoff: Backoff::new(settings), known: Known::new(settings.consumer.known_records) };
     let mut applied = Ok(true);
     let mut ahead: Option<Ahead> = None;
@@ -113,33 +116,140 @@ async fn session(
     applied?;
     read?;
     // Stop deliveries; what was prefetched but not applied goes back to the queue.
+    let tag = tag.lock().unwrap_or_else(|e| e.into_inner()).clone();
     channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await?;
     channel.close(200, "shutdown".into()).await?;
     connection.close(200, "shutdown".into()).await?;
     Ok(())
 }
 
+fn consumer_tag(resized: u32) -> String {
+    format!("ecpat-indicators-{}-{resized}", std::process::id())
+}
+
+/// Sets the prefetch window, then consumes the queue (the window applies to consumers
+/// created after it is set).
+async fn consume(channel: &Channel, queue: &str, tag: &str, prefetch: u16) -> Result<Consumer, BrokerError> {
+    channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
+    let consumer =
+        channel.basic_consume(queue.into(), tag.into(), BasicConsumeOptions::default(), FieldTable::default()).await?;
+    metrics::prefetch(prefetch);
+    Ok(consumer)
+}
+
+/// Where the reader takes deliveries from.
+struct Source {
+    channel: Channel,
+    queue: String,
+    consumer: Consumer,
+    /// The tag of the consumer deliveries come from now (the session cancels it at shutdown).
+    tag: Arc<Mutex<String>>,
+    /// Times the window was resized.
+    resized: u32,
+    /// The consumer with the new window, while the old one (cancelled) hands over what the
+    /// broker had already sent it.
+    replacement: Option<Consumer>,
+    window: Window,
+}
+
+impl Source {
+    /// Changes the prefetch window: a new consumer with the new window, then the old one is
+    /// cancelled. Messages already delivered to the old one stay this channel's to
+    /// acknowledge; its stream ends after them.
+    async fn resize(&mut self, prefetch: u16) -> Result<(), BrokerError> {
+        self.resized += 1;
+        let tag = consumer_tag(self.resized);
+        let next = consume(&self.channel, &self.queue, &tag, prefetch).await?;
+        let old = std::mem::replace(&mut *self.tag.lock().unwrap_or_else(|e| e.into_inner()), tag);
+        self.channel.basic_cancel(old.as_str().into(), BasicCancelOptions::default()).await?;
+        info!(from = self.window.current, to = prefetch, "Prefetch window resized.");
+        self.window.current = prefetch;
+        self.replacement = Some(next);
+        Ok(())
+    }
+}
+
+/// The prefetch window, in messages: about `events_in_flight` events, from the mean
+/// number of events per message seen lately, between [`Window::MIN`] and `max`.
+#[derive(Debug)]
+struct Window {
+    current: u16,
+    max: u16,
+    events_in_flight: usize,
+    /// Events per message, a moving mean over batches.
+    per_message: Option<f64>,
+}
+
+impl Window {
+    /// The smallest window the worker sets by itself.
+    const MIN: u16 = 16;
+    /// The window before anything is known of the messages: small, so that a backlog of
+    /// large messages does not arrive at once; it grows after the first batch if they are
+    /// small.
+    const FIRST: u16 = 64;
+
+    fn new(max: u16, events_in_flight: usize) -> Window {
+        Window { current: Self::FIRST.min(max).max(1), max: max.max(1), events_in_flight, per_message: None }
+    }
+
+    /// After a batch of `messages` holding `events`: the new window, when the one wanted is
+    /// at least double or at most half the current one (or the largest allowed).
+    fn observe(&mut self, messages: usize, events: usize) -> Option<u16> {
+        let mean = events.max(1) as f64 / messages.max(1) as f64;
+        let per_message = self.per_message.map_or(mean, |before| 0.7 * before + 0.3 * mean);
+        self.per_message = Some(per_message);
+        let wanted = ((self.events_in_flight as f64 / per_message).round() as usize)
+            .max(usize::from(Self::MIN))
+            .min(usize::from(self.max))
+            .max(1) as u16;
+        let grow = wanted != self.current && wanted >= self.current.saturating_mul(2).min(self.max);
+        let shrink = wanted.saturating_mul(2) <= self.current;
+        (grow || shrink).then_some(wanted)
+    }
+}
+
 /// Takes deliveries into batches (full, or `batch_timeout_ms` after their first message)
-/// and decodes them, until shutdown or the consumer ends.
+/// and decodes them, until shutdown or the consumer ends; resizes the prefetch window to
+/// the messages' size.
 async fn read_batches(
-    mut consumer: Consumer,
+    mut source: Source,
     settings: ConsumerSettings,
     sender: mpsc::Sender<Batch>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), BrokerError> {
     loop {
         let first = tokio::select! {
-            next = consumer.next() => next,
+            next = source.consumer.next() => next,
             _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
         };
         let first = match first {
             Some(delivery) => delivery?,
-            None if *shutdown.borrow() => return Ok(()),
-            None => return Err(BrokerError::ConsumerEnded),
+            None => match source.replacement.take() {
+                Some(next) => {
+                    source.consumer = next;
+                    continue;
+                }
+                None if *shutdown.borrow() => return Ok(()),
+                None => return Err(BrokerError::ConsumerEnded),
+            },
         };
-        let batch = fill_batch(first, &mut consumer, &settings).await?;
+        let (batch, ended) = fill_batch(first, &mut source.consumer, &settings).await?;
+        let events = batch.iter().map(|(_, message)| message.decoded.events.len().max(1)).sum();
+        let messages = batch.len();
         if sender.send(batch).await.is_err() {
             return Ok(());
+        }
+        if ended {
+            match source.replacement.take() {
+                Some(next) => source.consumer = next,
+                None if *shutdown.borrow() => return Ok(()),
+                None => return Err(BrokerError::ConsumerEnded),
+            }
+        }
+        if source.replacement.is_none()
+            && let Some(prefetch) = source.window.observe(messages, events)
+        {
+            source.resize(prefetch).await?;
         }
     }
 }
@@ -148,11 +258,12 @@ async fn read_batches(
 /// its time is up (`batch_timeout_ms` after its first message), or no message came for
 /// `batch_idle_ms`: in a backlog batches fill at once, and under a steady flow a batch
 /// goes as soon as the flow pauses instead of waiting out its whole window. Decodes each.
+/// `true` with the batch: the consumer's stream ended.
 async fn fill_batch(
     first: Delivery,
     consumer: &mut Consumer,
     settings: &ConsumerSettings,
-) -> Result<Batch, BrokerError> {
+) -> Result<(Batch, bool), BrokerError> {
     let deadline = Instant::now() + Duration::from_millis(settings.batch_timeout_ms);
     let idle = Duration::from_millis(settings.batch_idle_ms);
     let mut size = 0;
@@ -167,10 +278,11 @@ async fn fill_batch(
         }
         match timeout_at(deadline.min(Instant::now() + idle), consumer.next()).await {
             Ok(Some(delivery)) => next = Some(delivery?),
-            Ok(None) | Err(_) => break,
+            Ok(None) => return Ok((batch, true)),
+            Err(_) => break,
         }
     }
-    Ok(batch)
+    Ok((batch, false))
 }
 
 fn to_message(delivery: &Delivery) -> Message {
@@ -416,4 +528,41 @@ impl Backoff {
 
 fn rand_nanos() -> u64 {
     u64::from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Window;
+
+    /// Feeds batches of `messages` messages of `per_message` events until the window settles.
+    fn settle(window: &mut Window, messages: usize, per_message: usize) -> u16 {
+        for _ in 0..20 {
+            if let Some(prefetch) = window.observe(messages, messages * per_message) {
+                window.current = prefetch;
+            }
+        }
+        window.current
+    }
+
+    #[test]
+    fn the_window_holds_about_the_events_wanted_within_its_bounds() {
+        let mut window = Window::new(2000, 30_000);
+        assert_eq!(window.current, 64, "small until the messages are seen");
+        assert_eq!(settle(&mut window, 10, 100), 300, "CloudEvents batches of 100");
+        assert_eq!(settle(&mut window, 1000, 1), 2000, "one event per message: the configured largest");
+        let huge = settle(&mut window, 1, 5000);
+        assert!((16..32).contains(&huge), "huge batches: near the smallest (within the hysteresis), not {huge}");
+        assert_eq!(Window::new(1, 30_000).current, 1, "a configured prefetch of 1 is kept");
+        assert_eq!(settle(&mut Window::new(1, 30_000), 1, 1), 1);
+    }
+
+    #[test]
+    fn small_changes_in_message_size_do_not_resize_it() {
+        let mut window = Window::new(2000, 30_000);
+        settle(&mut window, 10, 100);
+        for per_message in [60, 150, 80, 120] {
+            assert_eq!(window.observe(10, 10 * per_message), None, "{per_message} events per message");
+        }
+        assert_eq!(window.current, 300);
+    }
 }

@@ -64,3 +64,8 @@ pub fn database_up(up: bool) {
 pub fn broker_up(up: bool) {
     gauge!("ecpat_broker_up").set(if up { 1.0 } else { 0.0 });
 }
+
+/// The consumer's prefetch window now, in messages.
+pub fn prefetch(messages: u16) {
+    gauge!("ecpat_prefetch_messages").set(f64::from(messages));
+}

@@ -323,3 +323,50 @@ async fn the_longest_multibyte_source_and_id_are_stored_and_deduplicated() {
     assert_eq!(env.value("KE1", "all", "", "").await, 1);
     env.cleanup().await;
 }
+
+/// Waits until the worker's prefetch window is `expected` messages; panics after `WAIT`.
+async fn wait_for_window(env: &mut TestEnv, w: usize, expected: f64) {
+    let start = std::time::Instant::now();
+    loop {
+        let window = env.worker(w).metric("ecpat_prefetch_messages").await;
+        if window == Some(expected) {
+            return;
+        }
+        assert!(start.elapsed() < WAIT, "prefetch window {window:?}, expected {expected}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The prefetch window follows the events per message: CloudEvents batches of 100 bring it
+/// to 300 messages (30,000 events in flight), single events back up to the configured
+/// largest. Messages the broker delivered under an old window are applied and acknowledged
+/// all the same: once the worker stops, none goes back to the queue.
+#[tokio::test]
+async fn the_prefetch_window_follows_the_events_per_message_and_loses_nothing() {
+    let mut env = TestEnv::new("window").await;
+    env.declare().await;
+    let batched: Vec<(String, Vec<u8>)> = (0..40)
+        .map(|m| {
+            let chunk: Vec<serde_json::Value> =
+                (0..100).map(|i| common::plain_publication(&format!("b{m}-{i}"))).collect();
+            let body = serde_json::Value::from(chunk).to_string();
+            (ecpat_indicators::broker::routing_key_for(&body), body.into_bytes())
+        })
+        .collect();
+    env.publish_raw(&batched).await;
+    // Small batches: the window is reconsidered after each.
+    let w = env.spawn_worker_with(&[("ECPAT_CONSUMER__BATCH_SIZE", "100")]);
+    env.worker(w).wait_ready(WAIT).await;
+    env.wait_for_counts(4000, 0, WAIT).await;
+    wait_for_window(&mut env, w, 300.0).await;
+
+    let singles: Vec<serde_json::Value> = (0..2000).map(|i| common::plain_publication(&format!("s{i}"))).collect();
+    env.publish(&singles).await;
+    env.wait_for_counts(6000, 0, WAIT).await;
+    wait_for_window(&mut env, w, 2000.0).await;
+
+    assert!(env.worker(w).terminate(WAIT).success());
+    assert_eq!(env.queue_depth().await.0, 0, "every message delivered was acknowledged");
+    assert_eq!(env.value("KE1", "all", "", "").await, 6000);
+    env.cleanup().await;
+}

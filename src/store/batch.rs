@@ -583,6 +583,7 @@ async fn load_before(
     let mut before = Before::default();
     let mut absent = Absent::default();
     let mut unread = HashSet::new();
+    let preloaded_records = preloaded.records.len();
     let mut types = Vec::new();
     let mut keys = Vec::new();
     for key in wanted.records {
@@ -620,6 +621,12 @@ async fn load_before(
             },
         }
     }
+    tracing::debug!(
+        records = before.records.len() + absent.records.len() + keys.len(),
+        preloaded = preloaded_records - preloaded.records.len(),
+        read_again = keys.len(),
+        "Batch records found."
+    );
     // Two look-ups, each by its own index (an `or` of both would scan the table).
     let by_key = if keys.is_empty() {
         vec![]

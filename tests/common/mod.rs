@@ -117,6 +117,13 @@ impl TestEnv {
         self.workers.len() - 1
     }
 
+    /// Starts a worker with extra environment variables (settings).
+    pub fn spawn_worker_with(&mut self, extra: &[(&str, &str)]) -> usize {
+        let worker = Worker::spawn(&self.settings, extra);
+        self.workers.push(worker);
+        self.workers.len() - 1
+    }
+
     pub fn worker(&mut self, index: usize) -> &mut Worker {
         &mut self.workers[index]
     }
@@ -239,6 +246,13 @@ impl Worker {
         let response = reqwest::get(format!("http://{}{path}", self.http)).await.expect("the API answers");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(json!(null)))
+    }
+
+    /// One sample of its `/metrics` (`None` if not there).
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let response = reqwest::get(format!("http://{}/metrics", self.http)).await.expect("the worker answers");
+        let text = response.text().await.expect("a text body");
+        text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
     }
 
     /// Sends SIGTERM and waits for the exit status.
