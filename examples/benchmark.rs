@@ -231,6 +231,9 @@ async fn drain(label: &str, events: &[Value], per_message: usize, workers: usize
             seen += committed_events(&http, *port).await;
         }
         if seen != last_seen {
+            if last_seen == 0 {
+                eprintln!("  {label}: first commit seen {:.0} ms after the start", start.elapsed().as_secs_f64() * 1e3);
+            }
             (last_seen, last_change) = (seen, Instant::now());
         }
         let stalled = last_change.elapsed() > Duration::from_secs(2);

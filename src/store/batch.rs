@@ -216,6 +216,7 @@ async fn apply_stored(
     let (before, absent) = load_before(&mut *tx, wanted, known, preloaded).await?;
     let loaded = started.elapsed();
     let plan = ledger::plan(&before, new_events);
+    let planned = started.elapsed();
     outcome.applied = plan.applied;
     outcome.stale = plan.stale;
     write_records(&mut *tx, &plan.records, &before).await?;
@@ -248,7 +249,8 @@ async fn apply_stored(
         preload_ms = preload_took.as_secs_f64() * 1e3,
         lock_ms = (locked - preload_took).as_secs_f64() * 1e3,
         load_ms = (loaded - locked).as_secs_f64() * 1e3,
-        records_ms = (written - loaded).as_secs_f64() * 1e3,
+        plan_ms = (planned - loaded).as_secs_f64() * 1e3,
+        records_ms = (written - planned).as_secs_f64() * 1e3,
         tallies_ms = (tallied - written).as_secs_f64() * 1e3,
         rest_ms = (started.elapsed() - tallied).as_secs_f64() * 1e3,
         "Batch apply phases."
