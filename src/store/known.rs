@@ -84,7 +84,7 @@ impl Known {
         match self.generation {
             Some(last) if last + 1 == generation => {}
             Some(last) if last < generation && generation - last <= CATCH_UP + 1 && complete(log, last, generation) => {
-                for logged in log {
+                for logged in log.iter().filter(|logged| logged.generation > last) {
                     for hash in &logged.records {
                         self.records.remove(hash);
                     }
@@ -149,10 +149,11 @@ impl Known {
     }
 }
 
-/// Whether `log` holds every generation strictly between `last` and `generation`.
+/// Whether `log` (in order; it may start earlier) holds every generation strictly between
+/// `last` and `generation`.
 fn complete(log: &[Logged], last: i64, generation: i64) -> bool {
     let mut expected = last + 1;
-    for logged in log {
+    for logged in log.iter().filter(|logged| logged.generation > last) {
         if logged.generation != expected {
             return false;
         }
@@ -289,6 +290,21 @@ mod tests {
         assert!(matches!(known.record(&key("b")), Lookup::Unknown));
         assert!(matches!(known.record(&key("c")), Lookup::Stored(c) if c.event_seq == 1));
         assert!(matches!(known.post("p"), Lookup::Unknown));
+    }
+
+    #[test]
+    fn a_log_read_from_an_earlier_generation_is_used_from_after_the_last_commit() {
+        let mut known = Known::new(10);
+        known.check(3, &[]);
+        known.learn(learned(3, &[("a", Some(3)), ("b", Some(3))]));
+        let log = [
+            Logged { generation: 2, records: vec![record_hash(&key("b"))], posts: vec![] },
+            Logged { generation: 3, records: vec![record_hash(&key("b"))], posts: vec![] },
+            Logged { generation: 4, records: vec![record_hash(&key("a"))], posts: vec![] },
+        ];
+        known.check(5, &log);
+        assert!(matches!(known.record(&key("a")), Lookup::Unknown));
+        assert!(matches!(known.record(&key("b")), Lookup::Stored(_)), "changed before its own last commit");
     }
 
     #[test]
