@@ -77,6 +77,7 @@ async fn session(
         tag: tag.clone(),
         resized: 0,
         replacement: None,
+        last_tag: 0,
         window,
     };
     let reader = tokio::spawn(read_batches(source, settings.consumer.clone(), sender, shutdown.clone()));
@@ -149,6 +150,8 @@ struct Source {
     /// The consumer with the new window, while the old one (cancelled) hands over what the
     /// broker had already sent it.
     replacement: Option<Consumer>,
+    /// The greatest delivery tag read so far on this channel.
+    last_tag: u64,
     window: Window,
 }
 
@@ -157,11 +160,17 @@ impl Source {
     /// cancelled. Messages already delivered to the old one stay this channel's to
     /// acknowledge; its stream ends after them.
     async fn resize(&mut self, prefetch: u16) -> Result<(), BrokerError> {
+        // The old consumer first: once it is cancelled the broker sends it nothing more, so
+        // every delivery to the new one has a greater tag than every delivery to the old one.
+        // Batches are acknowledged in order with `multiple`, which covers every lower tag of
+        // the channel: with both consumers receiving at once, a batch of the old consumer
+        // could acknowledge a message still waiting, unapplied, with the new one.
+        let old = self.tag.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        self.channel.basic_cancel(old.as_str().into(), BasicCancelOptions::default()).await?;
         self.resized += 1;
         let tag = consumer_tag(self.resized);
         let next = consume(&self.channel, &self.queue, &tag, prefetch).await?;
-        let old = std::mem::replace(&mut *self.tag.lock().unwrap_or_else(|e| e.into_inner()), tag);
-        self.channel.basic_cancel(old.as_str().into(), BasicCancelOptions::default()).await?;
+        *self.tag.lock().unwrap_or_else(|e| e.into_inner()) = tag;
         info!(from = self.window.current, to = prefetch, "Prefetch window resized.");
         self.window.current = prefetch;
         self.replacement = Some(next);
@@ -188,8 +197,10 @@ impl Window {
     /// small.
     const FIRST: u16 = 64;
 
+    /// `max` 0: no bound but the protocol's.
     fn new(max: u16, events_in_flight: usize) -> Window {
-        Window { current: Self::FIRST.min(max).max(1), max: max.max(1), events_in_flight, per_message: None }
+        let max = if max == 0 { u16::MAX } else { max };
+        Window { current: Self::FIRST.min(max), max, events_in_flight, per_message: None }
     }
 
     /// After a batch of `messages` holding `events`: the new window, when the one wanted is
@@ -234,6 +245,7 @@ async fn read_batches(
             },
         };
         let (batch, ended) = fill_batch(first, &mut source.consumer, &settings).await?;
+        check_order(&batch, &mut source.last_tag);
         let events = batch.iter().map(|(_, message)| message.decoded.events.len().max(1)).sum();
         let messages = batch.len();
         if sender.send(batch).await.is_err() {
@@ -251,6 +263,19 @@ async fn read_batches(
         {
             source.resize(prefetch).await?;
         }
+    }
+}
+
+/// Batches are acknowledged with `multiple`, which is right only if deliveries are read in
+/// the order of their tags. They are (one consumer at a time on the channel); should that
+/// ever not hold, it is logged and counted (`ecpat_deliveries_out_of_order_total`).
+fn check_order(batch: &Batch, last_tag: &mut u64) {
+    for (delivery, _) in batch {
+        if delivery.delivery_tag <= *last_tag {
+            error!(tag = delivery.delivery_tag, after = *last_tag, "Delivery read out of tag order.");
+            metrics::delivery_out_of_order();
+        }
+        *last_tag = (*last_tag).max(delivery.delivery_tag);
     }
 }
 
@@ -554,6 +579,7 @@ mod tests {
         assert!((16..32).contains(&huge), "huge batches: near the smallest (within the hysteresis), not {huge}");
         assert_eq!(Window::new(1, 30_000).current, 1, "a configured prefetch of 1 is kept");
         assert_eq!(settle(&mut Window::new(1, 30_000), 1, 1), 1);
+        assert_eq!(settle(&mut Window::new(0, 30_000), 1000, 1), 30_000, "prefetch 0: no bound but the events");
     }
 
     #[test]

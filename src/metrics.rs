@@ -69,3 +69,8 @@ pub fn broker_up(up: bool) {
 pub fn prefetch(messages: u16) {
     gauge!("ecpat_prefetch_messages").set(f64::from(messages));
 }
+
+/// A delivery read with a tag not above the previous one (see `consumer::check_order`).
+pub fn delivery_out_of_order() {
+    counter!("ecpat_deliveries_out_of_order_total").increment(1);
+}

@@ -370,3 +370,56 @@ async fn the_prefetch_window_follows_the_events_per_message_and_loses_nothing() 
     assert_eq!(env.value("KE1", "all", "", "").await, 6000);
     env.cleanup().await;
 }
+
+/// A resize of the prefetch window under a steady flow, then SIGTERM right after it: every
+/// message is applied exactly once, by this worker or by the next. (A multiple
+/// acknowledgement must never cover a message still waiting with the new consumer: the old
+/// consumer is cancelled before the new one starts.)
+#[tokio::test]
+async fn stopping_right_after_a_window_resize_loses_nothing() {
+    let mut env = TestEnv::new("window_stop").await;
+    env.declare().await;
+    let w = env.spawn_worker_with(&[("ECPAT_CONSUMER__BATCH_SIZE", "100")]);
+    env.worker(w).wait_ready(WAIT).await;
+    let singles: Vec<serde_json::Value> = (0..1500).map(|i| common::plain_publication(&format!("s{i}"))).collect();
+    env.publish(&singles).await;
+    wait_for_window(&mut env, w, 2000.0).await;
+
+    // Messages of 100 events, published while the worker consumes: the window shrinks.
+    let batched: Vec<(String, Vec<u8>)> = (0..150)
+        .map(|m| {
+            let chunk: Vec<serde_json::Value> =
+                (0..100).map(|i| common::plain_publication(&format!("b{m}-{i}"))).collect();
+            let body = serde_json::Value::from(chunk).to_string();
+            (ecpat_indicators::broker::routing_key_for(&body), body.into_bytes())
+        })
+        .collect();
+    let publisher = {
+        let settings = env.settings.clone();
+        tokio::spawn(async move {
+            let connection = ecpat_indicators::broker::connect(&settings.amqp, "test publisher").await.unwrap();
+            let publisher =
+                ecpat_indicators::broker::Publisher::new(&connection, &settings.amqp.exchange).await.unwrap();
+            for message in batched.chunks(1) {
+                publisher.publish_all(message).await.unwrap();
+            }
+            connection.close(200, "ok".into()).await.unwrap();
+        })
+    };
+    let start = std::time::Instant::now();
+    while env.worker(w).metric("ecpat_prefetch_messages").await == Some(2000.0) {
+        assert!(start.elapsed() < WAIT, "the window never shrank");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let out_of_order = env.worker(w).metric("ecpat_deliveries_out_of_order_total").await;
+    assert!(env.worker(w).terminate(WAIT).success());
+    assert_eq!(out_of_order, None, "deliveries were read out of tag order");
+    publisher.await.unwrap();
+
+    let next = env.spawn_worker();
+    env.worker(next).wait_ready(WAIT).await;
+    env.wait_for_counts(1500 + 150 * 100, 0, WAIT).await;
+    assert_eq!(env.value("KE1", "all", "", "").await, 16_500);
+    env.cleanup().await;
+}
