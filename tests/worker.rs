@@ -400,7 +400,7 @@ async fn stopping_right_after_a_window_resize_loses_nothing() {
             let connection = ecpat_indicators::broker::connect(&settings.amqp, "test publisher").await.unwrap();
             let publisher =
                 ecpat_indicators::broker::Publisher::new(&connection, &settings.amqp.exchange).await.unwrap();
-            for message in batched.chunks(1) {
+            for message in batched.chunks(25) {
                 publisher.publish_all(message).await.unwrap();
             }
             connection.close(200, "ok".into()).await.unwrap();
