@@ -214,6 +214,8 @@ async fn drain(label: &str, events: &[Value], per_message: usize, workers: usize
         })
         .collect();
     let mut peak = vec![0u64; workers];
+    // Each worker's committed events, and when that count last moved.
+    let mut per_worker = vec![(0u64, Duration::ZERO); workers];
     // The watcher reads each worker's own count of committed new events (`/metrics`:
     // applied + stale, counted after each commit) every POLL: counting rows in PostgreSQL
     // while it drains would load the machine that is measured. One full count of the stored
@@ -227,8 +229,12 @@ async fn drain(label: &str, events: &[Value], per_message: usize, workers: usize
             peak[i] = peak[i].max(machine::status_kib(child.id(), "VmHWM:"));
         }
         let mut seen = 0;
-        for port in &ports {
-            seen += committed_events(&http, *port).await;
+        for (i, port) in ports.iter().enumerate() {
+            let committed = committed_events(&http, *port).await;
+            if committed != per_worker[i].0 {
+                per_worker[i] = (committed, start.elapsed());
+            }
+            seen += committed;
         }
         if seen != last_seen {
             if last_seen == 0 {
@@ -247,6 +253,11 @@ async fn drain(label: &str, events: &[Value], per_message: usize, workers: usize
     }
     let _ = connection.close(200, "ok".into()).await;
     let seconds = start.elapsed().as_secs_f64();
+    if workers > 1 {
+        let each: Vec<String> =
+            per_worker.iter().map(|(n, t)| format!("{n} events, last at {:.2} s", t.as_secs_f64())).collect();
+        eprintln!("  {label}: per worker: {}", each.join("; "));
+    }
     let (busy_after, total_after) = machine::cpu_ticks();
     let busy_ticks = (busy_after - busy_before) as f64;
     let busy = busy_ticks / (total_after - total_before).max(1) as f64;
