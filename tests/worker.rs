@@ -324,6 +324,18 @@ async fn the_longest_multibyte_source_and_id_are_stored_and_deduplicated() {
     env.cleanup().await;
 }
 
+/// `messages` CloudEvents batches of 100 distinct publications, ids `{prefix}{m}-{i}`.
+fn batches_of_100(prefix: &str, messages: usize) -> Vec<(String, Vec<u8>)> {
+    (0..messages)
+        .map(|m| {
+            let chunk: Vec<serde_json::Value> =
+                (0..100).map(|i| common::plain_publication(&format!("{prefix}{m}-{i}"))).collect();
+            let body = serde_json::Value::from(chunk).to_string();
+            (ecpat_indicators::broker::routing_key_for(&body), body.into_bytes())
+        })
+        .collect()
+}
+
 /// Waits until the worker's prefetch window is `expected` messages; panics after `WAIT`.
 async fn wait_for_window(env: &mut TestEnv, w: usize, expected: f64) {
     let start = std::time::Instant::now();
@@ -345,14 +357,7 @@ async fn wait_for_window(env: &mut TestEnv, w: usize, expected: f64) {
 async fn the_prefetch_window_follows_the_events_per_message_and_loses_nothing() {
     let mut env = TestEnv::new("window").await;
     env.declare().await;
-    let batched: Vec<(String, Vec<u8>)> = (0..40)
-        .map(|m| {
-            let chunk: Vec<serde_json::Value> =
-                (0..100).map(|i| common::plain_publication(&format!("b{m}-{i}"))).collect();
-            let body = serde_json::Value::from(chunk).to_string();
-            (ecpat_indicators::broker::routing_key_for(&body), body.into_bytes())
-        })
-        .collect();
+    let batched = batches_of_100("b", 40);
     env.publish_raw(&batched).await;
     // Small batches: the window is reconsidered after each.
     let w = env.spawn_worker_with(&[("ECPAT_CONSUMER__BATCH_SIZE", "100")]);
@@ -386,14 +391,7 @@ async fn stopping_right_after_a_window_resize_loses_nothing() {
     wait_for_window(&mut env, w, 2000.0).await;
 
     // Messages of 100 events, published while the worker consumes: the window shrinks.
-    let batched: Vec<(String, Vec<u8>)> = (0..150)
-        .map(|m| {
-            let chunk: Vec<serde_json::Value> =
-                (0..100).map(|i| common::plain_publication(&format!("b{m}-{i}"))).collect();
-            let body = serde_json::Value::from(chunk).to_string();
-            (ecpat_indicators::broker::routing_key_for(&body), body.into_bytes())
-        })
-        .collect();
+    let batched = batches_of_100("b", 150);
     let publisher = {
         let settings = env.settings.clone();
         tokio::spawn(async move {
