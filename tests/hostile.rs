@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{TestEnv, event, plain_publication as publication};
-use ecpat_indicators::broker::{self, Publisher, routing_key_for};
+use ecpat_indicators::broker::{self, routing_key_for};
 use ecpat_indicators::envelope::{Decoded, MAX_BATCH, MAX_BODY, Reason, decode};
 use lapin::BasicProperties;
 use lapin::options::BasicPublishOptions;
@@ -285,8 +285,6 @@ async fn publish_with_hostile_headers(env: &TestEnv) {
     let connection = broker::connect(&env.settings.amqp, "hostile headers").await.unwrap();
     let channel = connection.create_channel().await.unwrap();
     broker::declare_topology(&channel, &env.settings.amqp).await.unwrap();
-    let publisher = Publisher::new(&connection, &env.settings.amqp.exchange).await.unwrap();
-    drop(publisher);
     let mut headers = FieldTable::default();
     headers.insert("x-nul".into(), AMQPValue::LongString(LongString::from(b"a\0b\xff".to_vec())));
     headers.insert("x-bytes".into(), AMQPValue::ByteArray(vec![0u8, 255].into()));
