@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 
 use super::APPLY_LOCK;
-use super::known::{CATCH_UP, Known, LOG_KEPT, Learned, Logged, Lookup, post_hash, record_hash};
+use super::known::{CATCH_UP, Known, LOG_KEPT, Learned, Logged, Lookup, changed_since, post_hash, record_hash};
 use crate::envelope::{Decoded, Event, MAX_BODY, Reason, Version};
 use crate::indicators::Code;
 use crate::indicators::rules::TallyKey;
@@ -552,14 +552,11 @@ impl Preloaded {
     /// Under the lock, at `generation`: drops what the batches logged since the preload
     /// changed; everything, unless `log` holds every one of them.
     fn still_current(mut self, generation: i64, log: &[Logged]) -> Preloaded {
-        let since: Vec<&Logged> = log.iter().filter(|logged| logged.generation > self.generation).collect();
-        let complete = since.iter().enumerate().all(|(i, logged)| logged.generation == self.generation + 1 + i as i64)
-            && self.generation + 1 + since.len() as i64 == generation;
-        if !complete {
+        let Some(since) = changed_since(log, self.generation, generation) else {
             self.records.clear();
             self.posts.clear();
             return self;
-        }
+        };
         let records: HashSet<i64> = since.iter().flat_map(|logged| logged.records.iter().copied()).collect();
         let posts: HashSet<i64> = since.iter().flat_map(|logged| logged.posts.iter().copied()).collect();
         if !records.is_empty() {

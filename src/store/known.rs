@@ -83,8 +83,11 @@ impl Known {
     pub fn check(&mut self, generation: i64, log: &[Logged]) {
         match self.generation {
             Some(last) if last + 1 == generation => {}
-            Some(last) if last < generation && generation - last <= CATCH_UP + 1 && complete(log, last, generation) => {
-                for logged in log.iter().filter(|logged| logged.generation > last) {
+            Some(last)
+                if generation - last <= CATCH_UP + 1
+                    && let Some(since) = changed_since(log, last, generation) =>
+            {
+                for logged in since {
                     for hash in &logged.records {
                         self.records.remove(hash);
                     }
@@ -149,17 +152,13 @@ impl Known {
     }
 }
 
-/// Whether `log` (in order; it may start earlier) holds every generation strictly between
-/// `last` and `generation`.
-fn complete(log: &[Logged], last: i64, generation: i64) -> bool {
-    let mut expected = last + 1;
-    for logged in log.iter().filter(|logged| logged.generation > last) {
-        if logged.generation != expected {
-            return false;
-        }
-        expected += 1;
-    }
-    expected == generation
+/// The rows of `log` (in order; it may start earlier) after generation `since`, if they are
+/// every generation strictly between `since` and `generation`; `None` if one is missing
+/// (then what was read as of `since` cannot be told apart from what changed).
+pub fn changed_since(log: &[Logged], since: i64, generation: i64) -> Option<&[Logged]> {
+    let after = &log[log.partition_point(|logged| logged.generation <= since)..];
+    let consecutive = after.iter().enumerate().all(|(i, logged)| logged.generation == since + 1 + i as i64);
+    (consecutive && since + 1 + after.len() as i64 == generation).then_some(after)
 }
 
 /// Keeps `left` entries of `map`, whichever come first.
