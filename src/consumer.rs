@@ -156,9 +156,10 @@ struct Source {
 }
 
 impl Source {
-    /// Changes the prefetch window: a new consumer with the new window, then the old one is
-    /// cancelled. Messages already delivered to the old one stay this channel's to
-    /// acknowledge; its stream ends after them.
+    /// Changes the prefetch window: the old consumer is cancelled, then a new one starts with
+    /// the new window. Messages already delivered to the old one stay this channel's to
+    /// acknowledge; its stream ends after them, and the new one takes over
+    /// ([`Source::take_over`]).
     async fn resize(&mut self, prefetch: u16) -> Result<(), BrokerError> {
         // The old consumer first: once it is cancelled the broker sends it nothing more, so
         // every delivery to the new one has a greater tag than every delivery to the old one.
@@ -175,6 +176,19 @@ impl Source {
         self.window.current = prefetch;
         self.replacement = Some(next);
         Ok(())
+    }
+
+    /// The consumer's stream ended: the replacement takes over (`true`); without one the
+    /// reader stops, at shutdown (`false`) or because the broker ended it.
+    fn take_over(&mut self, shutdown: &watch::Receiver<bool>) -> Result<bool, BrokerError> {
+        match self.replacement.take() {
+            Some(next) => {
+                self.consumer = next;
+                Ok(true)
+            }
+            None if *shutdown.borrow() => Ok(false),
+            None => Err(BrokerError::ConsumerEnded),
+        }
     }
 }
 
@@ -211,8 +225,7 @@ impl Window {
         self.per_message = Some(per_message);
         let wanted = ((self.events_in_flight as f64 / per_message).round() as usize)
             .max(usize::from(Self::MIN))
-            .min(usize::from(self.max))
-            .max(1) as u16;
+            .min(usize::from(self.max)) as u16;
         let grow = wanted != self.current && wanted >= self.current.saturating_mul(2).min(self.max);
         let shrink = wanted.saturating_mul(2) <= self.current;
         (grow || shrink).then_some(wanted)
@@ -235,31 +248,20 @@ async fn read_batches(
         };
         let first = match first {
             Some(delivery) => delivery?,
-            None => match source.replacement.take() {
-                Some(next) => {
-                    source.consumer = next;
-                    continue;
-                }
-                None if *shutdown.borrow() => return Ok(()),
-                None => return Err(BrokerError::ConsumerEnded),
-            },
+            None if source.take_over(&shutdown)? => continue,
+            None => return Ok(()),
         };
-        let (batch, ended) = fill_batch(first, &mut source.consumer, &settings).await?;
+        let Filled { batch, size, ended } = fill_batch(first, &mut source.consumer, &settings).await?;
         check_order(&batch, &mut source.last_tag);
-        let events = batch.iter().map(|(_, message)| message.decoded.events.len().max(1)).sum();
         let messages = batch.len();
         if sender.send(batch).await.is_err() {
             return Ok(());
         }
-        if ended {
-            match source.replacement.take() {
-                Some(next) => source.consumer = next,
-                None if *shutdown.borrow() => return Ok(()),
-                None => return Err(BrokerError::ConsumerEnded),
-            }
+        if ended && !source.take_over(&shutdown)? {
+            return Ok(());
         }
         if source.replacement.is_none()
-            && let Some(prefetch) = source.window.observe(messages, events)
+            && let Some(prefetch) = source.window.observe(messages, size)
         {
             source.resize(prefetch).await?;
         }
@@ -283,12 +285,11 @@ fn check_order(batch: &Batch, last_tag: &mut u64) {
 /// its time is up (`batch_timeout_ms` after its first message), or no message came for
 /// `batch_idle_ms`: in a backlog batches fill at once, and under a steady flow a batch
 /// goes as soon as the flow pauses instead of waiting out its whole window. Decodes each.
-/// `true` with the batch: the consumer's stream ended.
 async fn fill_batch(
     first: Delivery,
     consumer: &mut Consumer,
     settings: &ConsumerSettings,
-) -> Result<(Batch, bool), BrokerError> {
+) -> Result<Filled, BrokerError> {
     let deadline = Instant::now() + Duration::from_millis(settings.batch_timeout_ms);
     let idle = Duration::from_millis(settings.batch_idle_ms);
     let mut size = 0;
@@ -303,11 +304,20 @@ async fn fill_batch(
         }
         match timeout_at(deadline.min(Instant::now() + idle), consumer.next()).await {
             Ok(Some(delivery)) => next = Some(delivery?),
-            Ok(None) => return Ok((batch, true)),
+            Ok(None) => return Ok(Filled { batch, size, ended: true }),
             Err(_) => break,
         }
     }
-    Ok((batch, false))
+    Ok(Filled { batch, size, ended: false })
+}
+
+/// A batch as [`fill_batch`] took it.
+struct Filled {
+    batch: Batch,
+    /// Its events (a message that holds none counts as one).
+    size: usize,
+    /// The consumer's stream ended after it.
+    ended: bool,
 }
 
 fn to_message(delivery: &Delivery) -> Message {
