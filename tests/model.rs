@@ -7,12 +7,14 @@ mod common;
 use common::generate::{Rng, events};
 use common::{TestEnv, as_model, model};
 use ecpat_indicators::envelope::decode;
-use ecpat_indicators::store::batch::{Message, apply};
+use ecpat_indicators::store::batch::{Message, apply, finish, store};
 use ecpat_indicators::store::known::Known;
 use ecpat_indicators::store::recompute::recompute;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::Value;
+use std::collections::HashSet;
+use std::time::Duration;
 
 /// Splits `events` into batches of messages; some messages are CloudEvents batches.
 fn batches(events: &[Value], rng: &mut Rng, max_batch: u64) -> Vec<Vec<Message>> {
@@ -52,6 +54,32 @@ fn shuffled(events: &[Value], rng: &mut Rng) -> Vec<Value> {
         out.swap(i, rng.below(i as u64 + 1) as usize);
     }
     out
+}
+
+/// Events that share `source` and `id` are one event.
+fn distinct(events: &[Value]) -> i64 {
+    events.iter().map(|e| (e["source"].to_string(), e["id"].to_string())).collect::<HashSet<_>>().len() as i64
+}
+
+async fn stored_events(env: &TestEnv) -> i64 {
+    sqlx::query_scalar("select count(*) from events").fetch_one(&env.pool).await.unwrap()
+}
+
+/// One message per event.
+fn messages(events: &[Value]) -> Vec<Message> {
+    events
+        .iter()
+        .map(|event| {
+            let body = event.to_string();
+            Message {
+                routing_key: "org.ecpat.test".into(),
+                headers: Value::Object(Default::default()),
+                size: body.len(),
+                decoded: decode(body.as_bytes()),
+                maybe_applied: false,
+            }
+        })
+        .collect()
 }
 
 async fn reset(env: &TestEnv) {
@@ -140,6 +168,7 @@ async fn two_workers_applying_at_once_give_the_model_tallies() {
                 };
                 tokio::join!(worker(100_000), worker(rng.below(40) as usize));
                 prop_assert_eq!(&as_model(&env.values().await), &expected, "tallies differ from the model");
+                prop_assert_eq!(stored_events(&env).await, distinct(&arrivals), "each event is stored once");
                 Ok(())
             })
         })
@@ -148,4 +177,48 @@ async fn two_workers_applying_at_once_give_the_model_tallies() {
     if let Err(e) = result {
         panic!("{e}");
     }
+}
+
+/// Two workers store batches that hold the same events, both before either is applied:
+/// the second does not wait for the first (with a unique key on events it would, until the
+/// first commits, and this test would time out), and under the apply lock it deletes its
+/// copies of what the first committed, found in `apply_log` or, when the log rows are
+/// gone, by looking every event up. Each event is stored and counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_stored_at_once_by_two_workers_are_kept_and_counted_once() {
+    let env = TestEnv::new("model_copies").await;
+    for log_lost in [false, true] {
+        reset(&env).await;
+        let all = events(11, 120);
+        let (shared, own) = all.split_at(80);
+        let first = messages(shared);
+        let mut second_events = own.to_vec();
+        second_events.extend(shared.iter().rev().cloned());
+        let second = messages(&second_events);
+        let a = store(&env.pool, &first, None).await.unwrap();
+        let b = tokio::time::timeout(Duration::from_secs(10), store(&env.pool, &second, None))
+            .await
+            .expect("storing the second batch waited for the first")
+            .unwrap();
+        let one = finish(a, &first, &mut Known::new(1000)).await.unwrap();
+        if log_lost {
+            sqlx::query("delete from apply_log").execute(&env.pool).await.unwrap();
+        }
+        let two = finish(b, &second, &mut Known::new(1000)).await.unwrap();
+        let from_first = distinct(shared);
+        assert_eq!((one.applied + one.stale) as i64, from_first, "log lost: {log_lost}");
+        assert_eq!(
+            two.applied + two.stale + two.duplicates,
+            second_events.len(),
+            "every event of the second batch is counted once (log lost: {log_lost})"
+        );
+        assert_eq!(
+            (two.applied + two.stale) as i64,
+            distinct(&all) - from_first,
+            "the second batch applies only what the first did not hold (log lost: {log_lost})"
+        );
+        assert_eq!(stored_events(&env).await, distinct(&all), "each event is stored once (log lost: {log_lost})");
+        assert_eq!(as_model(&env.values().await), model::values(&all), "log lost: {log_lost}");
+    }
+    env.cleanup().await;
 }

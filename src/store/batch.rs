@@ -66,12 +66,17 @@ pub async fn apply(pool: &PgPool, messages: &[Message], known: &mut Known) -> Re
 }
 
 /// The first half of [`apply`]: a batch's new events, inserted in a transaction that is
-/// still open. Storing takes no lock, so it can run while the previous batch is applied
-/// (a duplicate of an event that batch inserted waits for it to commit or roll back).
+/// still open. Storing takes no lock and waits for no other batch, so it can run while the
+/// previous batch is applied: an event is inserted unless a committed batch stored it,
+/// and a copy that another batch commits meanwhile is deleted under the lock ([`finish`]).
 pub struct Stored {
     tx: sqlx::Transaction<'static, sqlx::Postgres>,
-    /// Each newly stored event: its sequence number and where it is in the messages.
-    inserted: Vec<(i64, EventAt)>,
+    /// Each newly stored event: its sequence number, where it is in the messages, and the
+    /// hash of its key ([`event_hash`]).
+    inserted: Vec<(i64, EventAt, i64)>,
+    /// The generation of the last batch whose events the insert saw (`None` if it inserted
+    /// nothing): other copies can only come from later batches.
+    generation: Option<i64>,
     /// The keys of every distinct event in the batch (their number is the batch's event count).
     keys: EventKeys,
     /// Duplicates in the batch, among its events or of stored events.
@@ -103,9 +108,9 @@ impl Stored {
 ///
 /// `in_flight` holds the event keys of a batch stored but not yet committed by this
 /// worker. An event of ours among them is a duplicate once that batch commits; inserting
-/// it would only wait for that commit. It is counted as a duplicate and not inserted; if
-/// that batch fails instead, the caller abandons this one and stores it again without
-/// `in_flight`.
+/// it would only store a copy to delete under the lock. It is counted as a duplicate and
+/// not inserted; if that batch fails instead, the caller abandons this one and stores it
+/// again without `in_flight`.
 pub async fn store(pool: &PgPool, messages: &[Message], in_flight: Option<&EventKeys>) -> Result<Stored, sqlx::Error> {
     let started = std::time::Instant::now();
     let (mut fresh, in_batch_duplicates) = unique_events(messages);
@@ -130,7 +135,7 @@ pub async fn store(pool: &PgPool, messages: &[Message], in_flight: Option<&Event
         let _ = tx.rollback().await;
         return Err(e);
     }
-    let inserted = match insert_events(&mut tx, &fresh).await {
+    let (inserted, generation) = match insert_events(&mut tx, &fresh).await {
         Ok(inserted) => inserted,
         Err(e) => {
             let _ = tx.rollback().await;
@@ -138,8 +143,8 @@ pub async fn store(pool: &PgPool, messages: &[Message], in_flight: Option<&Event
         }
     };
     let duplicates = in_batch_duplicates + skipped + fresh.len() - inserted.len();
-    let inserted = inserted.into_iter().map(|(seq, i)| (seq, fresh[i].at)).collect();
-    Ok(Stored { tx, inserted, keys: Arc::new(keys), duplicates, took: started.elapsed() })
+    let inserted = inserted.into_iter().map(|(seq, i)| (seq, fresh[i].at, event_hash(&fresh[i].key))).collect();
+    Ok(Stored { tx, inserted, generation, keys: Arc::new(keys), duplicates, took: started.elapsed() })
 }
 
 /// The second half of [`apply`]: under the apply lock, moves the current versions and the
@@ -147,16 +152,16 @@ pub async fn store(pool: &PgPool, messages: &[Message], in_flight: Option<&Event
 /// written if it fails.
 pub async fn finish(stored: Stored, messages: &[Message], known: &mut Known) -> Result<Outcome, sqlx::Error> {
     let events = stored.keys.len();
-    let Stored { mut tx, inserted, duplicates, took, .. } = stored;
-    let new_events: Vec<(i64, &Event)> =
-        inserted.iter().map(|&(seq, (m, e))| (seq, &messages[m].decoded.events[e])).collect();
+    let Stored { mut tx, inserted, generation, duplicates, took, .. } = stored;
+    let new_events: Vec<(i64, &Event, i64)> =
+        inserted.iter().map(|&(seq, (m, e), hash)| (seq, &messages[m].decoded.events[e], hash)).collect();
     let started = std::time::Instant::now();
-    match apply_stored(&mut tx, messages, &new_events, known).await {
+    match apply_stored(&mut tx, messages, &new_events, generation, known).await {
         Ok((mut outcome, learned)) => {
             let applied = started.elapsed();
             tx.commit().await?;
             known.learn(learned);
-            outcome.duplicates = duplicates;
+            outcome.duplicates += duplicates;
             tracing::debug!(
                 events,
                 store_ms = took.as_secs_f64() * 1e3,
@@ -173,14 +178,18 @@ pub async fn finish(stored: Stored, messages: &[Message], known: &mut Known) -> 
     }
 }
 
+/// `stored`: the batch's new events, each with its sequence number and [`event_hash`];
+/// `stored_at`: the generation the insert saw ([`Stored`]).
 async fn apply_stored(
     tx: &mut PgConnection,
     messages: &[Message],
-    new_events: &[(i64, &Event)],
+    stored: &[(i64, &Event, i64)],
+    stored_at: Option<i64>,
     known: &mut Known,
 ) -> Result<(Outcome, Learned), sqlx::Error> {
     let started = std::time::Instant::now();
-    let wanted = Wanted::of(new_events);
+    let mut new_events: Vec<(i64, &Event)> = stored.iter().map(|&(seq, event, _)| (seq, event)).collect();
+    let wanted = Wanted::of(&new_events);
     // Before the lock: what this worker does not know is read now, as of some generation;
     // under the lock only what changed since is read again. Another worker's batch is
     // applied meanwhile.
@@ -190,10 +199,11 @@ async fn apply_stored(
     // Every batch takes the next generation, under the lock, and reads what the batches
     // since this worker's last commit (or since its preload) changed, if that is not too
     // long ago: it forgets that (see [`Known::check`]) and reads it again.
-    let since = [known.since(), Some(preloaded.generation)].into_iter().flatten().min().unwrap_or(i64::MAX);
+    let since = [known.since(), Some(preloaded.generation), stored_at].into_iter().flatten().min().unwrap_or(i64::MAX);
     let rows = sqlx::query!(
         r#"with bump as (update apply_generation set n = n + 1 returning n)
-        select bump.n as "generation!", l.generation as "logged?", l.records as "records?", l.posts as "posts?"
+        select bump.n as "generation!", l.generation as "logged?", l.records as "records?", l.posts as "posts?",
+            l.events as "events?"
         from bump left join apply_log l
             on l.generation > greatest($1, bump.n - $2::int8 - 1) and l.generation < bump.n
         order by l.generation"#,
@@ -206,22 +216,37 @@ async fn apply_stored(
     let log: Vec<Logged> = rows
         .into_iter()
         .filter_map(|row| {
-            Some(Logged { generation: row.logged?, records: row.records?, posts: row.posts.unwrap_or_default() })
+            Some(Logged {
+                generation: row.logged?,
+                records: row.records?,
+                posts: row.posts.unwrap_or_default(),
+                events: row.events.unwrap_or_default(),
+            })
         })
         .collect();
     known.check(generation, &log);
     let preloaded = preloaded.still_current(generation, &log);
-    let locked = started.elapsed();
     let mut outcome = Outcome::default();
+    if let Some(stored_at) = stored_at {
+        let copies = delete_copies(&mut *tx, stored, stored_at, generation, &log).await?;
+        if !copies.is_empty() {
+            new_events.retain(|(seq, _)| !copies.contains(seq));
+            outcome.duplicates = copies.len();
+        }
+    }
+    let kept: HashSet<i64> = new_events.iter().map(|&(seq, _)| seq).collect();
+    let event_hashes: Vec<i64> =
+        stored.iter().filter(|(seq, _, _)| kept.contains(seq)).map(|&(_, _, hash)| hash).collect();
+    let locked = started.elapsed();
     let (before, absent) = load_before(&mut *tx, wanted, known, preloaded).await?;
     let loaded = started.elapsed();
-    let plan = ledger::plan(&before, new_events);
+    let plan = ledger::plan(&before, &new_events);
     let planned = started.elapsed();
     outcome.applied = plan.applied;
     outcome.stale = plan.stale;
     write_records(&mut *tx, &plan.records, &before).await?;
     write_post_withdrawals(&mut *tx, &plan.post_withdrawals).await?;
-    log_changes(&mut *tx, generation, &plan.records, &plan.post_withdrawals).await?;
+    log_changes(&mut *tx, generation, &event_hashes, &plan.records, &plan.post_withdrawals).await?;
     let written = started.elapsed();
     // What the batch read and wrote, to know once it commits (the last state of a key wins).
     let learned = Learned {
@@ -317,11 +342,16 @@ fn targets(event: &Event) -> (RecordType, Vec<String>, String) {
     (record_type, keys, group.expect("an event changes at least one record"))
 }
 
-/// Inserts the events that are not stored yet; returns their sequence numbers with
-/// their index in `events`.
-async fn insert_events(tx: &mut PgConnection, events: &[Fresh<'_>]) -> Result<Vec<(i64, usize)>, sqlx::Error> {
+/// Inserts the events that no committed batch stored; returns their sequence numbers with
+/// their index in `events`, and the generation of the last batch the statement saw (a
+/// batch's events and its generation commit together). It waits for no other batch: a
+/// copy that another open batch holds is found under the lock ([`delete_copies`]).
+async fn insert_events(
+    tx: &mut PgConnection,
+    events: &[Fresh<'_>],
+) -> Result<(Vec<(i64, usize)>, Option<i64>), sqlx::Error> {
     if events.is_empty() {
-        return Ok(vec![]);
+        return Ok((vec![], None));
     }
     let mut sources = Vec::new();
     let mut ids = Vec::new();
@@ -352,8 +382,8 @@ async fn insert_events(tx: &mut PgConnection, events: &[Fresh<'_>]) -> Result<Ve
         select ek, s, i, t, tm, rk, rt, k::text[], g, b::json
         from unnest($1::bytea[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::text[],
             $8::text[], $9::text[], $10::text[]) as u(ek, s, i, t, tm, rk, rt, k, g, b)
-        on conflict (event_key) do nothing
-        returning seq, source, id"#,
+        where not exists (select from events e where e.event_key = u.ek)
+        returning seq, source, id, (select n from apply_generation) as "generation!""#,
         &hashes,
         &sources,
         &ids,
@@ -370,7 +400,44 @@ async fn insert_events(tx: &mut PgConnection, events: &[Fresh<'_>]) -> Result<Ve
     tracing::debug!(insert_ms = prepared.elapsed().as_secs_f64() * 1e3, "Events inserted.");
     let index: HashMap<(&str, &str), usize> =
         events.iter().enumerate().map(|(i, f)| ((f.event.source.as_str(), f.event.id.as_str()), i)).collect();
-    Ok(rows.iter().map(|r| (r.seq, index[&(r.source.as_str(), r.id.as_str())])).collect())
+    let generation = rows.first().map(|r| r.generation);
+    Ok((rows.iter().map(|r| (r.seq, index[&(r.source.as_str(), r.id.as_str())])).collect(), generation))
+}
+
+/// Under the lock, at `generation`: deletes this batch's copy of every event that another
+/// batch committed after the insert saw generation `stored_at` (two workers stored it at
+/// once, neither seeing the other's); returns the sequence numbers of the copies deleted.
+/// The batches logged since then name their events' hashes; without a complete log every
+/// event of the batch is looked up.
+async fn delete_copies(
+    tx: &mut PgConnection,
+    stored: &[(i64, &Event, i64)],
+    stored_at: i64,
+    generation: i64,
+    log: &[Logged],
+) -> Result<HashSet<i64>, sqlx::Error> {
+    let suspects: Vec<i64> = match changed_since(log, stored_at, generation) {
+        Some(since) => {
+            let logged: HashSet<i64> = since.iter().flat_map(|logged| logged.events.iter().copied()).collect();
+            stored.iter().filter(|(_, _, hash)| logged.contains(hash)).map(|&(seq, _, _)| seq).collect()
+        }
+        None => stored.iter().map(|&(seq, _, _)| seq).collect(),
+    };
+    if suspects.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let deleted = sqlx::query_scalar!(
+        "delete from events mine using events other
+        where mine.seq = any($1::int8[]) and other.event_key = mine.event_key and other.seq <> mine.seq
+        returning mine.seq",
+        &suspects
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    if !deleted.is_empty() {
+        tracing::debug!(copies = deleted.len(), "Copies of events another batch committed meanwhile, deleted.");
+    }
+    Ok(deleted.into_iter().collect())
 }
 
 /// A PostgreSQL array literal of `items` (sent as text and cast: sqlx has no arrays of arrays).
@@ -401,6 +468,12 @@ fn event_key(source: &str, id: &str) -> EventKey {
         hasher.update(part.as_bytes());
     }
     hasher.finalize().to_vec()
+}
+
+/// The hash of an event key logged in `apply_log`: its first 8 bytes (a hash that two keys
+/// share only makes the batch look the event up).
+fn event_hash(key: &[u8]) -> i64 {
+    i64::from_be_bytes(key[..8].try_into().expect("a SHA-256 has 32 bytes"))
 }
 
 /// Text columns cannot hold NUL; routing keys are the only unchecked text we store.
@@ -844,17 +917,19 @@ async fn write_post_withdrawals(tx: &mut PgConnection, posts: &[(String, PostWit
 async fn log_changes(
     tx: &mut PgConnection,
     generation: i64,
+    events: &[i64],
     records: &[(RecordKey, Current)],
     posts: &[(String, PostWithdrawal)],
 ) -> Result<(), sqlx::Error> {
     let records: Vec<i64> = records.iter().map(|(key, _)| record_hash(key)).collect();
     let posts: Vec<i64> = posts.iter().map(|(post, _)| post_hash(post)).collect();
     sqlx::query!(
-        "with pruned as (delete from apply_log where generation <= $1 - $4::int8)
-        insert into apply_log (generation, records, posts) values ($1, $2, $3)",
+        "with pruned as (delete from apply_log where generation <= $1 - $5::int8)
+        insert into apply_log (generation, records, posts, events) values ($1, $2, $3, $4)",
         generation,
         &records,
         &posts,
+        events,
         LOG_KEPT,
     )
     .execute(&mut *tx)

@@ -52,6 +52,8 @@ pub struct Logged {
     pub records: Vec<i64>,
     /// [`post_hash`] of each post withdrawal it wrote.
     pub posts: Vec<i64>,
+    /// The hash of the key of each event it stored (`batch::event_hash`).
+    pub events: Vec<i64>,
 }
 
 /// What is known about one record or post.
@@ -281,8 +283,13 @@ mod tests {
         known.check(1, &[]);
         known.learn(learned(1, &[("a", Some(1)), ("b", None), ("c", Some(1))]));
         let log = [
-            Logged { generation: 2, records: vec![record_hash(&key("a"))], posts: vec![] },
-            Logged { generation: 3, records: vec![record_hash(&key("b"))], posts: vec![post_hash("p")] },
+            Logged { generation: 2, records: vec![record_hash(&key("a"))], posts: vec![], ..Default::default() },
+            Logged {
+                generation: 3,
+                records: vec![record_hash(&key("b"))],
+                posts: vec![post_hash("p")],
+                ..Default::default()
+            },
         ];
         known.check(4, &log);
         assert!(matches!(known.record(&key("a")), Lookup::Unknown));
@@ -297,9 +304,9 @@ mod tests {
         known.check(3, &[]);
         known.learn(learned(3, &[("a", Some(3)), ("b", Some(3))]));
         let log = [
-            Logged { generation: 2, records: vec![record_hash(&key("b"))], posts: vec![] },
-            Logged { generation: 3, records: vec![record_hash(&key("b"))], posts: vec![] },
-            Logged { generation: 4, records: vec![record_hash(&key("a"))], posts: vec![] },
+            Logged { generation: 2, records: vec![record_hash(&key("b"))], posts: vec![], ..Default::default() },
+            Logged { generation: 3, records: vec![record_hash(&key("b"))], posts: vec![], ..Default::default() },
+            Logged { generation: 4, records: vec![record_hash(&key("a"))], posts: vec![], ..Default::default() },
         ];
         known.check(5, &log);
         assert!(matches!(known.record(&key("a")), Lookup::Unknown));
@@ -308,7 +315,7 @@ mod tests {
 
     #[test]
     fn a_log_with_a_gap_or_too_far_behind_makes_it_forget_everything() {
-        let logged = |generation| Logged { generation, records: vec![], posts: vec![] };
+        let logged = |generation| Logged { generation, records: vec![], posts: vec![], ..Default::default() };
         for (generation, log) in [
             (4, vec![logged(2)]),
             (4, vec![logged(3)]),
