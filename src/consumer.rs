@@ -360,8 +360,8 @@ impl Pipeline<'_> {
         }
     }
 
-    /// Rolls back what the batch ahead stored: the current batch, applied again, may insert
-    /// the same events and would wait for that transaction.
+    /// Rolls back what the batch ahead stored: it skipped the current batch's events as
+    /// stored by that batch, which has failed (see [`batch::store`]).
     async fn set_back(&mut self) {
         if let Some(Ahead::Storing { deliveries, task }) = self.ahead.take() {
             let (messages, stored) = joined(task).await;

@@ -203,12 +203,13 @@ async fn apply_stored(
     let rows = sqlx::query!(
         r#"with bump as (update apply_generation set n = n + 1 returning n)
         select bump.n as "generation!", l.generation as "logged?", l.records as "records?", l.posts as "posts?",
-            l.events as "events?"
+            case when $3 then l.events end as "events?"
         from bump left join apply_log l
             on l.generation > greatest($1, bump.n - $2::int8 - 1) and l.generation < bump.n
         order by l.generation"#,
         since,
         CATCH_UP,
+        stored_at.is_some(),
     )
     .fetch_all(&mut *tx)
     .await?;
@@ -292,9 +293,8 @@ struct Fresh<'a> {
     key: EventKey,
 }
 
-/// The batch's events, first of each (`source`, `id`) only, sorted by that pair (so that
-/// concurrent batches insert in one order), each with its key; and how many in-batch
-/// duplicates were dropped.
+/// The batch's events, first of each (`source`, `id`) only, sorted by that pair, each with
+/// its key; and how many in-batch duplicates were dropped.
 fn unique_events(messages: &[Message]) -> (Vec<Fresh<'_>>, usize) {
     let mut seen = HashSet::new();
     let mut events = Vec::new();
