@@ -107,10 +107,10 @@ async fn session(
             break;
         }
     }
-    if let Some(Ahead::Storing { task, .. }) = ahead.take() {
-        if let (_, Ok(stored)) = joined(task).await {
-            stored.abandon().await;
-        }
+    if let Some(Ahead::Storing { task, .. }) = ahead.take()
+        && let (_, Ok(stored)) = joined(task).await
+    {
+        stored.abandon().await;
     }
     reader.abort();
     let read = reader.await.unwrap_or(Ok(()));
