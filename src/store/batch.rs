@@ -188,8 +188,7 @@ async fn apply_stored(
     known: &mut Known,
 ) -> Result<(Outcome, Learned), sqlx::Error> {
     let started = std::time::Instant::now();
-    let mut new_events: Vec<(i64, &Event)> = stored.iter().map(|&(seq, event, _)| (seq, event)).collect();
-    let wanted = Wanted::of(&new_events);
+    let wanted = Wanted::of(stored.iter().map(|&(_, event, _)| event));
     // Before the lock: what this worker does not know is read now, as of some generation;
     // under the lock only what changed since is read again. Another worker's batch is
     // applied meanwhile.
@@ -227,18 +226,15 @@ async fn apply_stored(
         .collect();
     known.check(generation, &log);
     let preloaded = preloaded.still_current(generation, &log);
-    let mut outcome = Outcome::default();
-    if let Some(stored_at) = stored_at {
-        let copies = delete_copies(&mut *tx, stored, stored_at, generation, &log).await?;
-        if !copies.is_empty() {
-            new_events.retain(|(seq, _)| !copies.contains(seq));
-            outcome.duplicates = copies.len();
-        }
-    }
-    let kept: HashSet<i64> = new_events.iter().map(|&(seq, _)| seq).collect();
-    let event_hashes: Vec<i64> =
-        stored.iter().filter(|(seq, _, _)| kept.contains(seq)).map(|&(_, _, hash)| hash).collect();
     let locked = started.elapsed();
+    let copies = match stored_at {
+        Some(stored_at) => delete_copies(&mut *tx, stored, stored_at, generation, &log).await?,
+        None => HashSet::new(),
+    };
+    let kept: Vec<&(i64, &Event, i64)> = stored.iter().filter(|(seq, _, _)| !copies.contains(seq)).collect();
+    let new_events: Vec<(i64, &Event)> = kept.iter().map(|&&(seq, event, _)| (seq, event)).collect();
+    let event_hashes: Vec<i64> = kept.iter().map(|&&(_, _, hash)| hash).collect();
+    let mut outcome = Outcome { duplicates: copies.len(), ..Outcome::default() };
     let (before, absent) = load_before(&mut *tx, wanted, known, preloaded).await?;
     let loaded = started.elapsed();
     let plan = ledger::plan(&before, &new_events);
@@ -497,11 +493,11 @@ struct Wanted {
 }
 
 impl Wanted {
-    fn of(events: &[(i64, &Event)]) -> Wanted {
+    fn of<'a>(events: impl Iterator<Item = &'a Event>) -> Wanted {
         let mut records = HashSet::new();
         let mut posts = HashSet::new();
         let mut withdrawn_posts = HashSet::new();
-        for (_, event) in events {
+        for event in events {
             for change in &event.changes {
                 match change {
                     Change::Upsert(record) => {
