@@ -35,13 +35,7 @@ fn batches(events: &[Value], rng: &mut Rng, max_batch: u64) -> Vec<Vec<Message>>
             } else {
                 Value::from(chunk.to_vec()).to_string()
             };
-            messages.push(Message {
-                routing_key: "org.ecpat.test".into(),
-                headers: Value::Object(Default::default()),
-                size: body.len(),
-                decoded: decode(body.as_bytes()),
-                maybe_applied: false,
-            });
+            messages.push(message(body));
         }
         out.push(messages);
     }
@@ -65,21 +59,20 @@ async fn stored_events(env: &TestEnv) -> i64 {
     sqlx::query_scalar("select count(*) from events").fetch_one(&env.pool).await.unwrap()
 }
 
+/// A message as taken from the broker, holding `body`.
+fn message(body: String) -> Message {
+    Message {
+        routing_key: "org.ecpat.test".into(),
+        headers: Value::Object(Default::default()),
+        size: body.len(),
+        decoded: decode(body.as_bytes()),
+        maybe_applied: false,
+    }
+}
+
 /// One message per event.
 fn messages(events: &[Value]) -> Vec<Message> {
-    events
-        .iter()
-        .map(|event| {
-            let body = event.to_string();
-            Message {
-                routing_key: "org.ecpat.test".into(),
-                headers: Value::Object(Default::default()),
-                size: body.len(),
-                decoded: decode(body.as_bytes()),
-                maybe_applied: false,
-            }
-        })
-        .collect()
+    events.iter().map(|event| message(event.to_string())).collect()
 }
 
 async fn reset(env: &TestEnv) {
