@@ -6,7 +6,7 @@ Deterministic (fixed seed, standard library only). Run from anywhere:
     python3 examples/generate_demo.py
 
 It writes one CloudEvent 1.0 JSON object per line, covering the 11 event types of
-CONTRACT.md section 3 with dates in 2018-2021, then:
+docs/events.md with dates in 2018-2021, then:
 
 1. checks every event against the envelope and record rules (sections 2-3) and stops
    with an error if one is invalid;

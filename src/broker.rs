@@ -1,4 +1,4 @@
-//! RabbitMQ: connecting, declaring the topology of CONTRACT §1, and publishing with
+//! RabbitMQ: connecting, declaring the topology of docs/events.md, and publishing with
 //! publisher confirms.
 
 use lapin::options::{

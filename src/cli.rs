@@ -71,7 +71,7 @@ pub async fn publish(settings: &Settings, file: &Path, batch: usize) -> anyhow::
     Ok(published)
 }
 
-/// The most events in one CloudEvents batch (CONTRACT §1).
+/// The most events in one CloudEvents batch (docs/events.md).
 const MAX_BATCH: usize = 1000;
 
 /// One message of the grouped lines: a JSON array of them (a lone line stays as it is).

@@ -24,7 +24,7 @@ pub struct Database {
     pub max_connections: u32,
 }
 
-/// The broker and the topology of CONTRACT §1.
+/// The broker and the topology of docs/events.md.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Amqp {
     pub url: String,

@@ -1,6 +1,6 @@
 //! ECPAT indicators: consumes CloudEvents from RabbitMQ, keeps every event as evidence, and
 //! keeps the 13 indicator tallies of the ECPAT network's 2018-2021 framework current in
-//! PostgreSQL (see `CONTRACT.md`).
+//! PostgreSQL (see docs/events.md and docs/indicators.md).
 //!
 //! The way through, edge to core:
 //! - [`config`], [`telemetry`]: settings and logs;

@@ -1,4 +1,4 @@
-//! The HTTP API of CONTRACT §5 against a real worker process, RabbitMQ and PostgreSQL: every
+//! The HTTP API of docs/api.md against a real worker process, RabbitMQ and PostgreSQL: every
 //! endpoint's answers and status codes, the evidence behind a total, the CSV export, the
 //! live stream, the metrics, and the OpenAPI document, which every JSON answer must match
 //! exactly (no unknown field, no missing one).

@@ -2,7 +2,7 @@
 //!
 //! The page is plain HTML, CSS and JavaScript (no framework, no build step, no CDN), so
 //! it works offline and ships inside the single binary. It reads the JSON API and the
-//! live stream of CONTRACT §5 from the browser.
+//! live stream of docs/api.md from the browser.
 
 use axum::Router;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName};

@@ -1,4 +1,4 @@
-//! The HTTP API of CONTRACT §5: indicator values, rejections, health and readiness, the
+//! The HTTP API of docs/api.md: indicator values, rejections, health and readiness, the
 //! live stream, metrics and the dashboard page.
 
 mod auth;

@@ -1,5 +1,5 @@
 //! The event one observation of one post becomes: an `org.ecpat.social.metrics.snapshot`
-//! (CONTRACT §3) whose id is derived from the platform, the post and the poll slot (pure).
+//! (docs/events.md) whose id is derived from the platform, the post and the poll slot (pure).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};

@@ -35,7 +35,7 @@ pub struct AddArgs {
 }
 
 impl AddArgs {
-    /// The post, checked by the rules of CONTRACT §3.
+    /// The post, checked by the rules of docs/events.md.
     pub fn parse(&self) -> anyhow::Result<NewPost> {
         let platform = Platform::parse(&self.platform).with_context(|| {
             let known: Vec<&str> = Platform::ALL.iter().map(|p| p.name()).collect();

@@ -1,4 +1,4 @@
-//! Message bodies to CloudEvents (CONTRACT §2): a single event or a batch, each event
+//! Message bodies to CloudEvents (docs/events.md): a single event or a batch, each event
 //! checked and turned into the changes it makes, or rejected with a reason and a detail.
 
 mod attributes;
@@ -18,7 +18,7 @@ pub const MAX_BODY: usize = 1 << 20;
 pub const MAX_BATCH: usize = 1000;
 
 str_enum!(
-    /// Why a message or event was rejected (CONTRACT §6).
+    /// Why a message or event was rejected (docs/events.md).
     Reason {
         TooLarge = "too_large",
         NotJson = "not_json",

@@ -1,4 +1,4 @@
-//! Decoding message bodies (CONTRACT §2 and §6): single events, batches, and every way an
+//! Decoding message bodies (docs/events.md): single events, batches, and every way an
 //! envelope can be wrong; and the order of versions.
 
 use serde_json::{Value, json};

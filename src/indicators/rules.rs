@@ -1,4 +1,4 @@
-//! The counting rules of the 13 indicators (CONTRACT §4), as pure functions.
+//! The counting rules of the 13 indicators (docs/indicators.md), as pure functions.
 //!
 //! A current record *contributes* to tallies: either an amount to a sum (a count of
 //! records is a sum of ones) or an item to a distinct count. A tally is identified by

@@ -1,4 +1,4 @@
-//! The counting rules of CONTRACT §4, through `rules::contributions` and `tally::Delta`;
+//! The counting rules of docs/indicators.md, through `rules::contributions` and `tally::Delta`;
 //! periods; and the catalogue's checks.
 
 use std::collections::BTreeSet;

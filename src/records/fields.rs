@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::countries;
 
-/// A field that breaks a rule of CONTRACT §3: `field` is its path (`data.metrics.likes`).
+/// A field that breaks a rule of docs/events.md: `field` is its path (`data.metrics.likes`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {problem}")]
 pub struct FieldError {

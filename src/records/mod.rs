@@ -1,4 +1,4 @@
-//! The records that events carry (CONTRACT §3), in their validated, normalised form.
+//! The records that events carry (docs/events.md), in their validated, normalised form.
 //!
 //! A record is built only by [`parse`](parse::parse_event_data) from an event's `data`, so
 //! everything after it can trust the types. Records are also stored in the database (as
@@ -62,7 +62,7 @@ str_enum!(
 );
 
 str_enum!(
-    /// The event types of CONTRACT §3.
+    /// The event types of docs/events.md.
     EventType {
         SocialSnapshot = "org.ecpat.social.metrics.snapshot",
         Publication = "org.ecpat.research.publication.recorded",

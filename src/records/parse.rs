@@ -1,4 +1,4 @@
-//! From an event's `type` and `data` to the changes it makes (CONTRACT §3).
+//! From an event's `type` and `data` to the changes it makes (docs/events.md).
 
 use std::fmt::Display;
 

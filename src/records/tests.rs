@@ -1,4 +1,4 @@
-//! Parsing every event type of CONTRACT §3: valid data gives the expected, normalised
+//! Parsing every event type of docs/events.md: valid data gives the expected, normalised
 //! changes; each broken rule gives a `FieldError` naming the field.
 
 use chrono::{TimeZone, Utc};
@@ -605,7 +605,7 @@ fn each_missing_required_field_is_named() {
     }
 }
 
-/// `manifestations` has no `?` in CONTRACT §3, so it is required (it may be empty).
+/// `manifestations` has no `?` in docs/events.md, so it is required (it may be empty).
 #[test]
 fn an_expertise_assessment_without_manifestations_is_rejected() {
     let data = without(&valid(EventType::MemberExpertise), "manifestations");

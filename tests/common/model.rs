@@ -1,4 +1,4 @@
-//! A brute-force model of CONTRACT §3-4, written independently of the crate: from the
+//! A brute-force model of docs/events.md and docs/indicators.md, written independently of the crate: from the
 //! arrival sequence of (valid) events straight to every indicator value.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};

@@ -1,5 +1,5 @@
 // The dashboard of the ECPAT indicators: reads the JSON API and follows the live stream of
-// CONTRACT §5 (`/api/v1/indicators`, `/api/v1/indicators/{code}`, `.../series`,
+// docs/api.md (`/api/v1/indicators`, `/api/v1/indicators/{code}`, `.../series`,
 // `/api/v1/stream`). Plain JavaScript, no framework and no build step.
 'use strict';
 
