@@ -276,7 +276,7 @@ async fn dashboard_scenario(env: &mut TestEnv, w: usize, browser: &Browser) {
     assert_eq!(
         outline,
         json!({"lang": "fr", "sections": [
-            ["Connaissances et preuves", ["KE1", "KE2", "KE3"]],
+            ["Connaissances et données probantes", ["KE1", "KE2", "KE3"]],
             ["Plaidoyer et partenariats", ["AP1", "AP2", "AP3", "AP4"]],
             ["Voix des enfants et des survivants", ["CV1", "CV2", "CV3"]],
             ["Développement du réseau", ["ND1", "ND2", "ND3"]],

@@ -28,6 +28,12 @@ pub fn amqp_url() -> String {
     std::env::var("TEST_AMQP_URL").unwrap_or_else(|_| "amqp://127.0.0.1:5672/%2f".into())
 }
 
+/// The test run this process belongs to (`TEST_RUN_ID`, set by `scripts/test`), so that a
+/// run can drop the databases it created and only those.
+fn test_run() -> String {
+    std::env::var("TEST_RUN_ID").unwrap_or_else(|_| "dev".into())
+}
+
 fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -43,7 +49,8 @@ pub struct TestEnv {
 impl TestEnv {
     /// Creates a fresh database (migrated) and unique broker names.
     pub async fn new(label: &str) -> TestEnv {
-        let name = format!("t_{}_{}_{}", label, std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+        let name =
+            format!("t_{}_{}_{}_{}", test_run(), label, std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
         let mut settings = Settings::load(&crate_dir().join("config")).expect("config/default.toml loads");
         settings.database.url = format!("{}/{}", database_base(), name);
         settings.amqp.url = amqp_url();

@@ -34,7 +34,7 @@ const STRINGS = {
     breakdownBy: (dimension) => `Par ${dimension.toLowerCase()}`,
     valueColumn: 'Valeur',
     objective: {
-      knowledge_evidence: 'Connaissances et preuves',
+      knowledge_evidence: 'Connaissances et données probantes',
       advocacy_partnerships: 'Plaidoyer et partenariats',
       children_voices: 'Voix des enfants et des survivants',
       network_development: 'Développement du réseau',
