@@ -36,7 +36,7 @@ async fn events_with_null_attributes_json_media_types_or_a_byte_order_mark_are_a
     let mut env = TestEnv::new("envelope_edges").await;
     let w = env.spawn_worker();
     env.worker(w).wait_ready(WAIT).await;
-    let mut bodies: Vec<Vec<u8>> = vec![
+    let mut bodies: Vec<Vec<u8>> = [
         with(plain_publication("null-type"), "datacontenttype", Value::Null),
         with(with(plain_publication("null-subject"), "subject", Value::Null), "dataschema", Value::Null),
         with(plain_publication("charset"), "datacontenttype", json!("application/json; charset=utf-8")),
