@@ -112,5 +112,18 @@ async fn a_later_time_past_the_ninth_digit_wins_over_a_greater_source_in_either_
     assert_eq!(env.value("KE3", "all", "", "").await, 0, "the later withdrawal covers the earlier snapshot");
     assert_recompute_matches(&env).await;
     assert_eq!(env.value("KE1", "all", "", "").await, 2);
+    // The evidence lists the versions in the order that decides, the current one last.
+    let (status, evidence) = env.worker(w).get("/api/v1/indicators/KE1/records").await;
+    assert_eq!((status, evidence["records"].as_array().unwrap().len()), (200, 2));
+    for record in evidence["records"].as_array().unwrap() {
+        let versions: Vec<(String, bool)> = record["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["id"].as_str().unwrap().to_owned(), e["current"] == true))
+            .collect();
+        let letter = if record["key"] == json!(["pub-a"]) { "a" } else { "b" };
+        assert_eq!(versions, [(format!("{letter}-old"), false), (format!("{letter}-new"), true)], "{record}");
+    }
     env.cleanup().await;
 }
