@@ -171,7 +171,12 @@ fn hostile_cases() -> Vec<(&'static str, Vec<u8>, Vec<Expect>)> {
             publication_with("fw", "countries", "[\"\u{ff46}\u{ff52}\"]").into_bytes(),
             vec![Rejected(InvalidData)],
         ),
-        ("byte order mark", [b"\xef\xbb\xbf".as_slice(), good.as_bytes()].concat(), vec![Rejected(NotJson)]),
+        ("byte order mark", [b"\xef\xbb\xbf".as_slice(), good.as_bytes()].concat(), vec![Applied]),
+        (
+            "two byte order marks",
+            [b"\xef\xbb\xbf\xef\xbb\xbf".as_slice(), good.as_bytes()].concat(),
+            vec![Rejected(NotJson)],
+        ),
         // Surrogate escapes: a pair is one character, a lone half is not JSON text serde_json takes.
         ("lone high surrogate", publication_with("sur1", "title", "\"\\ud800\"").into_bytes(), vec![Rejected(NotJson)]),
         ("lone low surrogate", publication_with("sur2", "title", "\"\\udc00\"").into_bytes(), vec![Rejected(NotJson)]),

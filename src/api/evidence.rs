@@ -6,11 +6,14 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
+use chrono::Utc;
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState, PeriodQuery, code, period};
+use crate::envelope::Version;
 use crate::indicators::rules::{Contribution, contributions};
 use crate::records::Record;
+use crate::records::fields::{parse_rfc3339, subnanos};
 use crate::store::read;
 
 /// `GET /api/v1/indicators/{code}/records?period=`: the current records that make up the
@@ -73,7 +76,7 @@ pub async fn records(
             if let Some(post) = &row.post_key {
                 history.extend(by_key.get(post.as_str()).cloned().unwrap_or_default());
             }
-            history.sort_by(|a, b| (a.time, &a.source, &a.id).cmp(&(b.time, &b.source, &b.id)));
+            history.sort_by_cached_key(|e| version(e));
             history.dedup_by_key(|e| e.seq);
             let events: Vec<Value> = history
                 .iter()
@@ -88,6 +91,19 @@ pub async fn records(
         })
         .collect();
     Ok(Json(json!({ "code": code.as_str(), "period": period.as_str(), "records": items })))
+}
+
+/// A stored event's place in the order of versions, from its `time` as sent (the column
+/// holds microseconds only).
+fn version(event: &read::EvidenceEvent) -> Version {
+    let time = parse_rfc3339(&event.time_text).map_or(event.time, |time| time.with_timezone(&Utc));
+    Version {
+        secs: time.timestamp(),
+        nanos: time.timestamp_subsec_nanos(),
+        subnanos: subnanos(&event.time_text).to_owned(),
+        source: event.source.clone(),
+        id: event.id.clone(),
+    }
 }
 
 /// Quotes a CSV field when it needs it (RFC 4180).

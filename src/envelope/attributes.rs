@@ -3,7 +3,8 @@
 //!
 //! Only for events that [`decode_event`](super::decode_event) accepts: anything else (a
 //! JSON error, an attribute that is not a string, a repeated attribute, a reserved name)
-//! is left to the full reading, which describes the problem.
+//! is left to the full reading, which describes the problem. The optional attribute it
+//! reads, `datacontenttype`, may also be null, which the full reading takes as absent.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -19,7 +20,8 @@ pub(super) struct Attributes<'a> {
     pub source: Option<Cow<'a, str>>,
     pub event_type: Option<Cow<'a, str>>,
     pub time: Option<Cow<'a, str>>,
-    pub datacontenttype: Option<Cow<'a, str>>,
+    /// `Some(None)`: present and null, which is the same as absent.
+    pub datacontenttype: Option<Option<Cow<'a, str>>>,
     pub data: Option<Value>,
 }
 
@@ -54,7 +56,12 @@ impl<'de> Visitor<'de> for AttributesVisitor {
                 "source" => &mut attributes.source,
                 "type" => &mut attributes.event_type,
                 "time" => &mut attributes.time,
-                "datacontenttype" => &mut attributes.datacontenttype,
+                // Kept as present, so that a repeated one is still left to the full reading.
+                "datacontenttype" if attributes.datacontenttype.is_none() => {
+                    attributes.datacontenttype = Some(map.next_value::<Option<Text>>()?.map(|Text(text)| text));
+                    continue;
+                }
+                "datacontenttype" => return Err(de::Error::custom("attribute is repeated")),
                 "data" if attributes.data.is_none() => {
                     attributes.data = Some(map.next_value()?);
                     continue;

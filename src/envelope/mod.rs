@@ -2,12 +2,13 @@
 //! checked and turned into the changes it makes, or rejected with a reason and a detail.
 
 mod attributes;
+mod media_type;
 
 use chrono::{DateTime, FixedOffset};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::records::fields::{parse_rfc3339, quote, shown};
+use crate::records::fields::{parse_rfc3339, quote, shown, subnanos};
 use crate::records::parse::{parse_event_data, unknown_type};
 use crate::records::{Change, EventType, str_enum};
 use attributes::Attributes;
@@ -29,11 +30,15 @@ str_enum!(
 );
 
 /// The order of versions of one record: the greatest (`time`, `source`, `id`) is current.
-/// Times compare as instants, with nanosecond precision; `source` and `id` by code point.
+/// Times compare as instants, to their last fractional digit; `source` and `id` by code
+/// point. The fields are in the order they compare.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Version {
     pub secs: i64,
     pub nanos: u32,
+    /// The fractional digits of `time` past the ninth, trailing zeros trimmed (`""`: none);
+    /// as strings they compare as the fractions they write.
+    pub subnanos: String,
     pub source: String,
     pub id: String,
 }
@@ -45,6 +50,9 @@ pub struct Event {
     pub id: String,
     pub event_type: EventType,
     pub time: DateTime<FixedOffset>,
+    /// The fractional digits of `time` past the ninth, which `time` cannot hold (see
+    /// [`Version::subnanos`]).
+    pub subnanos: String,
     /// The event's JSON exactly as received (kept as evidence).
     pub raw: String,
     pub changes: Vec<Change>,
@@ -56,6 +64,7 @@ impl Event {
         Version {
             secs: self.time.timestamp(),
             nanos: self.time.timestamp_subsec_nanos(),
+            subnanos: self.subnanos.clone(),
             source: self.source.clone(),
             id: self.id.clone(),
         }
@@ -93,6 +102,9 @@ pub fn decode(body: &[u8]) -> Decoded {
         Ok(text) => text,
         Err(e) => return whole(Reason::NotJson, format!("body is not UTF-8: {e}")),
     };
+    // In UTF-8 a byte order mark says nothing, but files saved by Excel or Notepad start
+    // with one; the rejected bytes, if any, stay the body as received.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let is_batch = text.trim_start().starts_with('[');
     if !is_batch {
         return match serde_json::from_str::<&RawValue>(text) {
@@ -149,8 +161,9 @@ fn decode_common(raw: &RawValue) -> Option<Result<Event, Failure>> {
     let id = attributes.id.filter(|id| check_text("id", id, 256).is_ok())?;
     let source = attributes.source.filter(|source| check_text("source", source, 1024).is_ok())?;
     let event_type = EventType::parse(attributes.event_type.as_deref()?)?;
-    let time = parse_rfc3339(attributes.time.as_deref()?)?;
-    if attributes.datacontenttype.is_some_and(|t| t != "application/json") {
+    let time_text = attributes.time.as_deref()?;
+    let time = parse_rfc3339(time_text)?;
+    if attributes.datacontenttype.flatten().is_some_and(|t| !media_type::is_json(&t)) {
         return None;
     }
     let data = attributes.data.filter(Value::is_object)?;
@@ -158,8 +171,8 @@ fn decode_common(raw: &RawValue) -> Option<Result<Event, Failure>> {
         Ok(changes) => changes,
         Err(e) => return Some(Err((Reason::InvalidData, e.to_string()))),
     };
-    let (id, source) = (id.into_owned(), source.into_owned());
-    Some(Ok(Event { source, id, event_type, time, raw: raw.get().to_owned(), changes }))
+    let (id, source, subnanos) = (id.into_owned(), source.into_owned(), subnanos(time_text).to_owned());
+    Some(Ok(Event { source, id, event_type, time, subnanos, raw: raw.get().to_owned(), changes }))
 }
 
 /// Decodes any event, or says why it is rejected.
@@ -181,17 +194,23 @@ fn decode_any(raw: &RawValue) -> Result<Event, Failure> {
         Some(other) => return Err(envelope_error(format!("type must be a string, not {}", shown(other)))),
         None => return Err(envelope_error("type is required".into())),
     };
-    let time = match map.get("time") {
-        Some(Value::String(t)) => parse_rfc3339(t)
-            .ok_or_else(|| envelope_error(format!("time {} is not an RFC 3339 timestamp with offset", quote(t))))?,
+    let (time, subnanos) = match map.get("time") {
+        Some(Value::String(t)) => match parse_rfc3339(t) {
+            Some(time) => (time, subnanos(t).to_owned()),
+            None => return Err(envelope_error(format!("time {} is not an RFC 3339 timestamp with offset", quote(t)))),
+        },
         Some(other) => return Err(envelope_error(format!("time must be a string, not {}", shown(other)))),
         None => return Err(envelope_error("time is required".into())),
     };
+    // An optional attribute set to null is absent (CloudEvents JSON format).
     match map.get("datacontenttype") {
-        None => {}
-        Some(Value::String(t)) if t == "application/json" => {}
+        None | Some(Value::Null) => {}
+        Some(Value::String(t)) if media_type::is_json(t) => {}
         Some(other) => {
-            return Err(envelope_error(format!("datacontenttype must be \"application/json\", not {}", shown(other))));
+            return Err(envelope_error(format!(
+                "datacontenttype must be a JSON media type (application/json, text/json or a +json type), not {}",
+                shown(other)
+            )));
         }
     }
     let data = match map.get("data") {
@@ -200,7 +219,7 @@ fn decode_any(raw: &RawValue) -> Result<Event, Failure> {
         None => return Err(envelope_error("data is required".into())),
     };
     let changes = parse_event_data(event_type, data).map_err(|e| (Reason::InvalidData, e.to_string()))?;
-    Ok(Event { source, id, event_type, time, raw: raw.get().to_owned(), changes })
+    Ok(Event { source, id, event_type, time, subnanos, raw: raw.get().to_owned(), changes })
 }
 
 /// `id` and `source`: strings of 1 to `max` characters without control characters.

@@ -265,9 +265,21 @@ pub fn timestamp(value: &Value, path: &(impl Display + ?Sized)) -> Result<DateTi
     }
 }
 
-/// Parses an RFC 3339 timestamp; the offset (`Z` or `±hh:mm`) is required.
+/// Parses an RFC 3339 timestamp; the offset (`Z` or `±hh:mm`) is required. The result
+/// holds nine fractional digits: [`subnanos`] gives the ones past the ninth.
 pub fn parse_rfc3339(text: &str) -> Option<DateTime<chrono::FixedOffset>> {
     DateTime::parse_from_rfc3339(text).ok()
+}
+
+/// The fractional digits of an RFC 3339 timestamp past the ninth, trailing zeros trimmed
+/// (`""` when there are none): RFC 3339 allows any number of digits, and chrono drops
+/// those past the nanosecond. Trimmed digit strings compare as the fractions they write,
+/// so ordering them as strings orders those times. `text` must be a timestamp that
+/// [`parse_rfc3339`] accepts: its only `.` starts the fraction.
+pub fn subnanos(text: &str) -> &str {
+    let Some((_, fraction)) = text.split_once('.') else { return "" };
+    let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
+    fraction.get(9..digits).unwrap_or("").trim_end_matches('0')
 }
 
 /// A closed set of lower-case values (implemented by `str_enum!`).

@@ -546,8 +546,8 @@ async fn preload(tx: &mut PgConnection, wanted: &Wanted, known: &Known) -> Resul
     let rows = sqlx::query!(
         r#"select g.n as "generation!", r.record_type as "record_type?", r.record_key as "record_key?", r.post_key,
             r.version_secs as "version_secs?", r.version_nanos as "version_nanos?",
-            r.version_source as "version_source?", r.version_id as "version_id?", r.event_seq as "event_seq?",
-            r.record::text as record
+            r.version_subnanos as "version_subnanos?", r.version_source as "version_source?",
+            r.version_id as "version_id?", r.event_seq as "event_seq?", r.record::text as record
         from apply_generation g
         left join (unnest($1::text[], $2::text[]) as u(rt, rk)
             join records r on r.record_type = u.rt and r.record_key = u.rk) on true"#,
@@ -559,15 +559,26 @@ async fn preload(tx: &mut PgConnection, wanted: &Wanted, known: &Known) -> Resul
     let generation = rows.first().map_or(0, |row| row.generation);
     let mut records: HashMap<RecordKey, Option<Current>> = HashMap::new();
     for row in rows {
-        let (Some(record_type), Some(record_key), Some(secs), Some(nanos), Some(source), Some(id), Some(event_seq)) = (
+        let (
+            Some(record_type),
+            Some(record_key),
+            Some(secs),
+            Some(nanos),
+            Some(subnanos),
+            Some(source),
+            Some(id),
+            Some(event_seq),
+        ) = (
             row.record_type,
             row.record_key,
             row.version_secs,
             row.version_nanos,
+            row.version_subnanos,
             row.version_source,
             row.version_id,
             row.event_seq,
-        ) else {
+        )
+        else {
             continue;
         };
         let stored = StoredRow {
@@ -576,6 +587,7 @@ async fn preload(tx: &mut PgConnection, wanted: &Wanted, known: &Known) -> Resul
             post_key: row.post_key,
             version_secs: secs,
             version_nanos: nanos,
+            version_subnanos: subnanos,
             version_source: source,
             version_id: id,
             event_seq,
@@ -591,8 +603,8 @@ async fn preload(tx: &mut PgConnection, wanted: &Wanted, known: &Known) -> Resul
     // Posts in their own statement: its generation must be the same, else none is kept.
     let rows = sqlx::query!(
         r#"select g.n as "generation!", p.post_key as "post_key?", p.version_secs as "version_secs?",
-            p.version_nanos as "version_nanos?", p.version_source as "version_source?",
-            p.version_id as "version_id?", p.event_seq as "event_seq?"
+            p.version_nanos as "version_nanos?", p.version_subnanos as "version_subnanos?",
+            p.version_source as "version_source?", p.version_id as "version_id?", p.event_seq as "event_seq?"
         from apply_generation g
         left join post_withdrawals p on p.post_key = any($1::text[])"#,
         &posts,
@@ -602,12 +614,18 @@ async fn preload(tx: &mut PgConnection, wanted: &Wanted, known: &Known) -> Resul
     let mut preloaded_posts = HashMap::new();
     if rows.first().is_some_and(|row| row.generation == generation) {
         for row in rows {
-            let (Some(post_key), Some(secs), Some(nanos), Some(source), Some(id), Some(event_seq)) =
-                (row.post_key, row.version_secs, row.version_nanos, row.version_source, row.version_id, row.event_seq)
-            else {
+            let (Some(post_key), Some(secs), Some(nanos), Some(subnanos), Some(source), Some(id), Some(event_seq)) = (
+                row.post_key,
+                row.version_secs,
+                row.version_nanos,
+                row.version_subnanos,
+                row.version_source,
+                row.version_id,
+                row.event_seq,
+            ) else {
                 continue;
             };
-            let version = Version { secs, nanos: nanos as u32, source, id };
+            let version = Version { secs, nanos: nanos as u32, subnanos, source, id };
             preloaded_posts.insert(post_key, Some(PostWithdrawal { version, event_seq }));
         }
         for post in posts {
@@ -701,8 +719,8 @@ async fn load_before(
     } else {
         sqlx::query_as!(
             StoredRow,
-            r#"select r.record_type, r.record_key, r.post_key, r.version_secs, r.version_nanos, r.version_source,
-                r.version_id, r.event_seq, r.record::text as record
+            r#"select r.record_type, r.record_key, r.post_key, r.version_secs, r.version_nanos, r.version_subnanos,
+                r.version_source, r.version_id, r.event_seq, r.record::text as record
             from unnest($1::text[], $2::text[]) as u(rt, rk)
             join records r on r.record_type = u.rt and r.record_key = u.rk"#,
             &types,
@@ -716,8 +734,8 @@ async fn load_before(
     } else {
         sqlx::query_as!(
             StoredRow,
-            r#"select record_type, record_key, post_key, version_secs, version_nanos, version_source, version_id,
-                event_seq, record::text as record
+            r#"select record_type, record_key, post_key, version_secs, version_nanos, version_subnanos, version_source,
+                version_id, event_seq, record::text as record
             from records where post_key = any($1::text[])"#,
             &wanted.withdrawn_posts,
         )
@@ -734,7 +752,7 @@ async fn load_before(
         vec![]
     } else {
         sqlx::query!(
-            r#"select post_key, version_secs, version_nanos, version_source, version_id, event_seq
+            r#"select post_key, version_secs, version_nanos, version_subnanos, version_source, version_id, event_seq
         from post_withdrawals where post_key = any($1::text[])"#,
             &posts,
         )
@@ -746,6 +764,7 @@ async fn load_before(
         let version = Version {
             secs: row.version_secs,
             nanos: row.version_nanos as u32,
+            subnanos: row.version_subnanos,
             source: row.version_source,
             id: row.version_id,
         };
@@ -763,6 +782,7 @@ struct StoredRow {
     post_key: Option<String>,
     version_secs: i64,
     version_nanos: i32,
+    version_subnanos: String,
     version_source: String,
     version_id: String,
     event_seq: i64,
@@ -780,6 +800,7 @@ impl StoredRow {
         let version = Version {
             secs: self.version_secs,
             nanos: self.version_nanos as u32,
+            subnanos: self.version_subnanos,
             source: self.version_source,
             id: self.version_id,
         };
@@ -805,16 +826,18 @@ async fn write_records(
     if !stored.keys.is_empty() {
         sqlx::query!(
             r#"update records r set
-                post_key = u.pk, version_secs = u.vs, version_nanos = u.vn, version_source = u.vsrc,
-                version_id = u.vid, event_seq = u.seq, record = u.rec::json, updated_at = now()
+                post_key = u.pk, version_secs = u.vs, version_nanos = u.vn, version_subnanos = u.vsub,
+                version_source = u.vsrc, version_id = u.vid, event_seq = u.seq, record = u.rec::json,
+                updated_at = now()
             from unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int4[], $6::text[], $7::text[],
-                $8::int8[], $9::text[]) as u(rt, rk, pk, vs, vn, vsrc, vid, seq, rec)
+                $8::text[], $9::int8[], $10::text[]) as u(rt, rk, pk, vs, vn, vsub, vsrc, vid, seq, rec)
             where r.record_type = u.rt and r.record_key = u.rk"#,
             &stored.types,
             &stored.keys,
             &stored.posts as &[Option<String>],
             &stored.secs,
             &stored.nanos,
+            &stored.subnanos,
             &stored.sources,
             &stored.ids,
             &stored.seqs,
@@ -826,16 +849,17 @@ async fn write_records(
     let new = RecordColumns::of(&new);
     if !new.keys.is_empty() {
         sqlx::query!(
-            r#"insert into records (record_type, record_key, post_key, version_secs, version_nanos, version_source,
-                version_id, event_seq, record)
-            select rt, rk, pk, vs, vn, vsrc, vid, seq, rec::json
+            r#"insert into records (record_type, record_key, post_key, version_secs, version_nanos,
+                version_subnanos, version_source, version_id, event_seq, record)
+            select rt, rk, pk, vs, vn, vsub, vsrc, vid, seq, rec::json
             from unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int4[], $6::text[], $7::text[],
-                $8::int8[], $9::text[]) as u(rt, rk, pk, vs, vn, vsrc, vid, seq, rec)"#,
+                $8::text[], $9::int8[], $10::text[]) as u(rt, rk, pk, vs, vn, vsub, vsrc, vid, seq, rec)"#,
             &new.types,
             &new.keys,
             &new.posts as &[Option<String>],
             &new.secs,
             &new.nanos,
+            &new.subnanos,
             &new.sources,
             &new.ids,
             &new.seqs,
@@ -855,6 +879,7 @@ struct RecordColumns {
     posts: Vec<Option<String>>,
     secs: Vec<i64>,
     nanos: Vec<i32>,
+    subnanos: Vec<String>,
     sources: Vec<String>,
     ids: Vec<String>,
     seqs: Vec<i64>,
@@ -870,6 +895,7 @@ impl RecordColumns {
             columns.posts.push(current.post_key.clone());
             columns.secs.push(current.version.secs);
             columns.nanos.push(current.version.nanos as i32);
+            columns.subnanos.push(current.version.subnanos.clone());
             columns.sources.push(current.version.source.clone());
             columns.ids.push(current.version.id.clone());
             columns.seqs.push(current.event_seq);
@@ -886,19 +912,22 @@ async fn write_post_withdrawals(tx: &mut PgConnection, posts: &[(String, PostWit
     let keys: Vec<String> = posts.iter().map(|(k, _)| k.clone()).collect();
     let secs: Vec<i64> = posts.iter().map(|(_, w)| w.version.secs).collect();
     let nanos: Vec<i32> = posts.iter().map(|(_, w)| w.version.nanos as i32).collect();
+    let subnanos: Vec<String> = posts.iter().map(|(_, w)| w.version.subnanos.clone()).collect();
     let sources: Vec<String> = posts.iter().map(|(_, w)| w.version.source.clone()).collect();
     let ids: Vec<String> = posts.iter().map(|(_, w)| w.version.id.clone()).collect();
     let seqs: Vec<i64> = posts.iter().map(|(_, w)| w.event_seq).collect();
     sqlx::query!(
-        r#"insert into post_withdrawals (post_key, version_secs, version_nanos, version_source, version_id, event_seq)
-        select * from unnest($1::text[], $2::int8[], $3::int4[], $4::text[], $5::text[], $6::int8[])
+        r#"insert into post_withdrawals (post_key, version_secs, version_nanos, version_subnanos, version_source,
+            version_id, event_seq)
+        select * from unnest($1::text[], $2::int8[], $3::int4[], $4::text[], $5::text[], $6::text[], $7::int8[])
         on conflict (post_key) do update set
             version_secs = excluded.version_secs, version_nanos = excluded.version_nanos,
-            version_source = excluded.version_source, version_id = excluded.version_id,
-            event_seq = excluded.event_seq"#,
+            version_subnanos = excluded.version_subnanos, version_source = excluded.version_source,
+            version_id = excluded.version_id, event_seq = excluded.event_seq"#,
         &keys,
         &secs,
         &nanos,
+        &subnanos,
         &sources,
         &ids,
         &seqs,

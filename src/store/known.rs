@@ -237,7 +237,8 @@ mod tests {
     }
 
     fn current(seq: i64) -> Current {
-        let version = Version { secs: seq, nanos: 0, source: "urn:a".into(), id: format!("e{seq}") };
+        let version =
+            Version { secs: seq, nanos: 0, subnanos: String::new(), source: "urn:a".into(), id: format!("e{seq}") };
         Current { version, record: None, event_seq: seq, post_key: None }
     }
 

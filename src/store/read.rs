@@ -160,6 +160,9 @@ pub struct EvidenceEvent {
     pub received_at: DateTime<Utc>,
     #[serde(skip)]
     pub record_keys: Vec<String>,
+    /// `time` as sent: `time` holds microseconds, the order of versions every digit.
+    #[serde(skip)]
+    pub time_text: String,
 }
 
 /// Every stored event of `record_type` in one of `groups` (record keys, or post keys for
@@ -171,7 +174,8 @@ pub async fn events_in_groups(
 ) -> Result<Vec<EvidenceEvent>, sqlx::Error> {
     sqlx::query_as!(
         EvidenceEvent,
-        r#"select seq, source, id, type as event_type, time, received_at, record_keys
+        r#"select seq, source, id, type as event_type, time, received_at, record_keys,
+            body->>'time' as "time_text!"
         from events where record_type = $1 and record_group = any($2::text[])
         order by time, source, id"#,
         record_type,

@@ -116,7 +116,8 @@ pub async fn discover(
             from records
             where record_type = 'social_post' and record is not null and post_key is not null
               and record->>'platform' = any($1::text[])
-            order by record->>'platform', record->>'post_id', version_secs desc, version_nanos desc
+            order by record->>'platform', record->>'post_id', version_secs desc, version_nanos desc,
+                version_subnanos desc
         ) as seen
         where published_at >= $2 and member is not null
         on conflict (platform, post_id) do nothing"#,

@@ -202,7 +202,8 @@ fn withdrawal(rng: &mut Rng) -> Value {
 }
 
 /// `n` events from `seed`: about 8% withdrawals and 5% exact duplicates of earlier ones;
-/// event times come from a small set so that versions often tie on time.
+/// event times come from a small set so that versions often tie on time, some of them
+/// with more than nine fractional digits (equal or not past the ninth).
 pub fn events(seed: u64, n: usize) -> Vec<Value> {
     events_with_pool(seed, n, 6)
 }
@@ -223,7 +224,14 @@ pub fn events_with_pool(seed: u64, n: usize, pool: u64) -> Vec<Value> {
             let record_type = *rng.pick(&RECORD_TYPES);
             data_for(&mut rng, record_type)
         };
-        let time = format!("2022-01-{:02}T{:02}:00:00{}", 1 + rng.below(5), rng.below(3), rng.pick(&["Z", "+01:00"]));
+        let fraction =
+            if rng.chance(20) { rng.pick(&[".000000000", ".0000000001", ".00000000010", ".00000000005"]) } else { &"" };
+        let time = format!(
+            "2022-01-{:02}T{:02}:00:00{fraction}{}",
+            1 + rng.below(5),
+            rng.below(3),
+            rng.pick(&["Z", "+01:00"])
+        );
         out.push(json!({
             "specversion": "1.0", "id": format!("ev-{i}"), "source": rng.pick(&SOURCES), "type": event_type,
             "time": time, "data": data,

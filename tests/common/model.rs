@@ -9,15 +9,25 @@ use serde_json::Value;
 /// (indicator, period, dimension, key) -> value, non-zero values only.
 pub type Values = BTreeMap<(String, String, String, String), i64>;
 
-type Version = (i128, String, String);
+/// (the instant to the second, every fractional digit of `time` padded to one width,
+/// `source`, `id`): RFC 3339 allows any number of fractional digits, and all of them count.
+type Version = (i64, String, String, String);
 
 /// (record_type, key fields).
 type RecordId = (String, Vec<String>);
 
 fn version(event: &Value) -> Version {
-    let time = DateTime::parse_from_rfc3339(event["time"].as_str().unwrap()).unwrap();
-    let nanos = time.timestamp() as i128 * 1_000_000_000 + time.timestamp_subsec_nanos() as i128;
-    (nanos, event["source"].as_str().unwrap().to_owned(), event["id"].as_str().unwrap().to_owned())
+    let text = event["time"].as_str().unwrap();
+    let (whole, fraction) = match text.split_once('.') {
+        Some((head, tail)) => {
+            let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+            (format!("{head}{}", &tail[digits..]), &tail[..digits])
+        }
+        None => (text.to_owned(), ""),
+    };
+    let secs = DateTime::parse_from_rfc3339(&whole).unwrap().timestamp();
+    assert!(fraction.len() <= 64, "model: fraction too long in {text}");
+    (secs, format!("{fraction:0<64}"), s(&event["source"]), s(&event["id"]))
 }
 
 fn s(v: &Value) -> String {
