@@ -58,6 +58,7 @@ impl TestEnv {
         settings.amqp.queue = format!("{name}.indicators");
         settings.amqp.dead_letter_exchange = format!("{name}.events.dead");
         settings.amqp.dead_letter_queue = format!("{name}.indicators.dead");
+        settings.amqp.unrouted_exchange = format!("{name}.events.unrouted");
         settings.catalogue.path = crate_dir().join("config/indicators.toml");
         let pool = ecpat_indicators::app::migrate(&settings)
             .await
@@ -70,8 +71,7 @@ impl TestEnv {
         let connection = broker::connect(&self.settings.amqp, "test declare")
             .await
             .unwrap_or_else(|e| panic!("RabbitMQ must be running at {} for the tests: {e}", amqp_url()));
-        let channel = connection.create_channel().await.unwrap();
-        broker::declare_topology(&channel, &self.settings.amqp).await.unwrap();
+        broker::declare_topology(&connection, &self.settings.amqp).await.unwrap();
         connection.close(200, "ok".into()).await.unwrap();
     }
 
@@ -80,8 +80,7 @@ impl TestEnv {
         let connection = broker::connect(&self.settings.amqp, "test publisher")
             .await
             .unwrap_or_else(|e| panic!("RabbitMQ must be running at {} for the tests: {e}", amqp_url()));
-        let channel = connection.create_channel().await.unwrap();
-        broker::declare_topology(&channel, &self.settings.amqp).await.unwrap();
+        broker::declare_topology(&connection, &self.settings.amqp).await.unwrap();
         let publisher = Publisher::new(&connection, &self.settings.amqp.exchange).await.unwrap();
         for chunk in messages.chunks(500) {
             publisher.publish_all(chunk).await.expect("broker confirms every message");
@@ -186,7 +185,8 @@ impl TestEnv {
             for queue in [&self.settings.amqp.queue, &self.settings.amqp.dead_letter_queue] {
                 let _ = channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
             }
-            for exchange in [&self.settings.amqp.exchange, &self.settings.amqp.dead_letter_exchange] {
+            let amqp = &self.settings.amqp;
+            for exchange in [&amqp.exchange, &amqp.dead_letter_exchange, &amqp.unrouted_exchange] {
                 let _ = channel.exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default()).await;
             }
             let _ = connection.close(200, "ok".into()).await;
@@ -224,6 +224,7 @@ impl Worker {
             .env("ECPAT_AMQP__QUEUE", &settings.amqp.queue)
             .env("ECPAT_AMQP__DEAD_LETTER_EXCHANGE", &settings.amqp.dead_letter_exchange)
             .env("ECPAT_AMQP__DEAD_LETTER_QUEUE", &settings.amqp.dead_letter_queue)
+            .env("ECPAT_AMQP__UNROUTED_EXCHANGE", &settings.amqp.unrouted_exchange)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null());
         for (key, value) in extra {
