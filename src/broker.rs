@@ -133,8 +133,11 @@ pub async fn declare_topology(connection: &Connection, settings: &Amqp) -> Resul
 
 /// The command that gives an existing events exchange its alternate exchange by policy.
 pub fn unrouted_policy(settings: &Amqp) -> String {
+    let vhost = settings.url.parse::<AMQPUri>().map(|uri| uri.vhost).unwrap_or_else(|_| "/".into());
+    let vhost = if vhost == "/" { String::new() } else { format!("-p '{vhost}' ") };
     format!(
-        r#"rabbitmqctl set_policy ecpat-unrouted '^{}$' '{{"alternate-exchange":"{}"}}' --apply-to exchanges"#,
+        r#"rabbitmqctl set_policy {vhost}{} '^{}$' '{{"alternate-exchange":"{}"}}' --apply-to exchanges"#,
+        settings.unrouted_exchange,
         settings.exchange.replace('.', r"\."),
         settings.unrouted_exchange
     )

@@ -100,6 +100,23 @@ impl TestEnv {
         self.publish_raw(&messages).await;
     }
 
+    /// Runs a one-shot command of the binary (`publish`, `rejections`, `track`...) on this
+    /// test's database and broker, and waits for it (a minute at most).
+    pub async fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_ecpat-indicators"));
+        command
+            .args(args)
+            .current_dir(crate_dir())
+            .envs(binary_env(&self.settings))
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        tokio::time::timeout(Duration::from_secs(60), command.output())
+            .await
+            .unwrap_or_else(|_| panic!("ecpat-indicators {args:?} did not finish within a minute"))
+            .expect("the ecpat-indicators binary starts")
+    }
+
     /// Messages ready in the work queue (not counting unacknowledged ones).
     pub async fn queue_depth(&self) -> (u32, u32) {
         let connection = broker::connect(&self.settings.amqp, "test depth").await.unwrap();
@@ -199,6 +216,20 @@ impl TestEnv {
     }
 }
 
+/// The environment that points the binary at a test's database, exchanges and queues.
+pub fn binary_env(settings: &Settings) -> [(&'static str, &str); 7] {
+    let amqp = &settings.amqp;
+    [
+        ("DATABASE_URL", &settings.database.url),
+        ("AMQP_URL", &amqp.url),
+        ("ECPAT_AMQP__EXCHANGE", &amqp.exchange),
+        ("ECPAT_AMQP__QUEUE", &amqp.queue),
+        ("ECPAT_AMQP__DEAD_LETTER_EXCHANGE", &amqp.dead_letter_exchange),
+        ("ECPAT_AMQP__DEAD_LETTER_QUEUE", &amqp.dead_letter_queue),
+        ("ECPAT_AMQP__UNROUTED_EXCHANGE", &amqp.unrouted_exchange),
+    ]
+}
+
 /// A worker process.
 pub struct Worker {
     pub child: Child,
@@ -217,14 +248,8 @@ impl Worker {
         command
             .arg("run")
             .current_dir(crate_dir())
-            .env("DATABASE_URL", &settings.database.url)
-            .env("AMQP_URL", &settings.amqp.url)
+            .envs(binary_env(settings))
             .env("HTTP_ADDR", &http)
-            .env("ECPAT_AMQP__EXCHANGE", &settings.amqp.exchange)
-            .env("ECPAT_AMQP__QUEUE", &settings.amqp.queue)
-            .env("ECPAT_AMQP__DEAD_LETTER_EXCHANGE", &settings.amqp.dead_letter_exchange)
-            .env("ECPAT_AMQP__DEAD_LETTER_QUEUE", &settings.amqp.dead_letter_queue)
-            .env("ECPAT_AMQP__UNROUTED_EXCHANGE", &settings.amqp.unrouted_exchange)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null());
         for (key, value) in extra {
