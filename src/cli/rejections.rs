@@ -49,7 +49,7 @@ pub async fn replay_rejections(settings: &Settings, reason: Option<&str>, id: Op
     let pool = migrate(settings).await?;
     let rows = selected(&pool, reason, id).await?;
     if rows.is_empty() {
-        eprintln!("Nothing to replay: every such rejection was replayed already.");
+        eprintln!("Nothing to replay.");
         return Ok(0);
     }
     let connection = broker::connect(&settings.amqp, "ecpat-indicators replay").await?;
