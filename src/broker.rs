@@ -273,3 +273,39 @@ fn amqp_value_json(value: &AMQPValue) -> Value {
         AMQPValue::Void => Value::Null,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_replay_header_names_a_positive_id_or_nothing() {
+        let header = |value: Value| json!({ REPLAY_OF_HEADER: value });
+
+        assert_eq!(replay_of(&header(json!(42))), Some(42));
+        assert_eq!(replay_of(&header(json!("42"))), Some(42));
+        for value in [json!(0), json!(-3), json!("forty-two"), json!("99999999999999999999"), json!([42]), json!(null)]
+        {
+            assert_eq!(replay_of(&header(value.clone())), None, "{value}");
+        }
+        assert_eq!(replay_of(&json!({})), None);
+    }
+
+    #[test]
+    fn the_policy_command_matches_only_the_events_exchange_and_names_the_vhost_when_not_the_default() {
+        let settings = crate::config::Settings::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config")))
+            .expect("the defaults load");
+        let mut amqp = settings.amqp;
+        amqp.url = "amqp://127.0.0.1:5672/%2f".into();
+        assert_eq!(
+            unrouted_policy(&amqp),
+            r#"rabbitmqctl set_policy ecpat.events.unrouted '^ecpat\.events$' '{"alternate-exchange":"ecpat.events.unrouted"}' --apply-to exchanges"#
+        );
+        amqp.url = "amqp://127.0.0.1:5672/indicators".into();
+        assert!(unrouted_policy(&amqp).starts_with("rabbitmqctl set_policy -p 'indicators' ecpat.events.unrouted "));
+    }
+}

@@ -174,21 +174,27 @@ impl Progress {
         if !std::io::stderr().is_terminal() {
             return Progress { bar: ProgressBar::hidden(), bytes: false };
         }
-        let (bar, template) = match length {
-            Some(length) => (
-                ProgressBar::with_draw_target(Some(length), ProgressDrawTarget::stderr()),
-                "{bar:40} {bytes}/{total_bytes} ({eta} left)",
-            ),
-            None => (ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()), "{spinner} {pos} lines read"),
-        };
-        bar.set_style(ProgressStyle::with_template(template).expect("a valid template"));
+        let bar = ProgressBar::with_draw_target(length, ProgressDrawTarget::stderr());
+        bar.set_style(Self::style(length.is_some()));
         Progress { bar, bytes: length.is_some() }
+    }
+
+    /// Bytes of a file, with the time left; lines of standard input, whose end is unknown.
+    fn style(bytes: bool) -> ProgressStyle {
+        let template = if bytes { "{bar:40} {bytes}/{total_bytes} ({eta} left)" } else { "{spinner} {pos} lines read" };
+        ProgressStyle::with_template(template).expect("a valid template")
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn both_progress_styles_are_valid_templates() {
+        Progress::style(true);
+        Progress::style(false);
+    }
 
     #[test]
     fn a_line_is_read_without_its_byte_order_mark_and_line_end() {
