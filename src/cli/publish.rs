@@ -46,7 +46,8 @@ pub async fn publish(settings: &Settings, file: &Path, batch: usize) -> anyhow::
     sent?;
     connection.close(200, "done".into()).await?;
     let skipped = outbox.skipped;
-    anyhow::ensure!(skipped == 0, "{skipped} line(s) of {} were skipped (reported above)", file.display());
+    let source = if file == Path::new("-") { "standard input".to_owned() } else { file.display().to_string() };
+    anyhow::ensure!(skipped == 0, "{skipped} line(s) of {source} were skipped (reported above)");
     Ok(outbox.published)
 }
 
