@@ -26,6 +26,7 @@ enum Command {
     /// Apply pending migrations (creating the database if needed).
     Migrate,
     /// Publish a JSON Lines file of CloudEvents (`-` for standard input), with confirms.
+    /// Lines that are not UTF-8 or not JSON are reported and skipped (exit code 1).
     Publish {
         file: PathBuf,
         /// Events per message: above 1, JSON objects are sent as CloudEvents batches of up
