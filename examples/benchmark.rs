@@ -92,8 +92,7 @@ impl Scenario {
     async fn publish(&self, bodies: &[(String, Vec<u8>)]) -> Duration {
         let connection =
             broker::connect(&self.settings.amqp, "benchmark publisher").await.expect("RabbitMQ is reachable");
-        let channel = connection.create_channel().await.unwrap();
-        broker::declare_topology(&channel, &self.settings.amqp).await.unwrap();
+        broker::declare_topology(&connection, &self.settings.amqp).await.unwrap();
         let publisher = Publisher::new(&connection, &self.settings.amqp.exchange).await.unwrap();
         let start = Instant::now();
         for window in bodies.chunks(2000) {
@@ -115,6 +114,7 @@ impl Scenario {
             .env("ECPAT_AMQP__QUEUE", &self.settings.amqp.queue)
             .env("ECPAT_AMQP__DEAD_LETTER_EXCHANGE", &self.settings.amqp.dead_letter_exchange)
             .env("ECPAT_AMQP__DEAD_LETTER_QUEUE", &self.settings.amqp.dead_letter_queue)
+            .env("ECPAT_AMQP__UNROUTED_EXCHANGE", &self.settings.amqp.unrouted_exchange)
             .env("RUST_LOG", std::env::var("BENCH_WORKER_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::null());
         for (k, v) in extra {
@@ -289,8 +289,7 @@ async fn latency(events: &[Value], rate: usize, seconds: u64) -> Latency {
     let mut worker = scenario.spawn(&[]);
     // Wait until the worker consumes (its queue exists and the first event comes through).
     let connection = broker::connect(&scenario.settings.amqp, "benchmark latency").await.unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    broker::declare_topology(&channel, &scenario.settings.amqp).await.unwrap();
+    broker::declare_topology(&connection, &scenario.settings.amqp).await.unwrap();
     let publisher = Publisher::new(&connection, &scenario.settings.amqp.exchange).await.unwrap();
     let events: Vec<&Value> = events.iter().take((rate as u64 * seconds) as usize).collect();
     let total = events.iter().map(|e| e["id"].as_str().unwrap_or_default()).collect::<HashSet<_>>().len();

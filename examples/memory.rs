@@ -88,6 +88,7 @@ fn spawn_worker(settings: &Settings) -> Child {
         .env("ECPAT_AMQP__QUEUE", &settings.amqp.queue)
         .env("ECPAT_AMQP__DEAD_LETTER_EXCHANGE", &settings.amqp.dead_letter_exchange)
         .env("ECPAT_AMQP__DEAD_LETTER_QUEUE", &settings.amqp.dead_letter_queue)
+        .env("ECPAT_AMQP__UNROUTED_EXCHANGE", &settings.amqp.unrouted_exchange)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .spawn()
@@ -121,8 +122,7 @@ async fn main() {
 
     // 1. Queue the backlog, 10,000 events at a time, in confirm windows of 2,000.
     let connection = broker::connect(&settings.amqp, "memory publisher").await.expect("RabbitMQ is reachable");
-    let channel = connection.create_channel().await.unwrap();
-    broker::declare_topology(&channel, &settings.amqp).await.unwrap();
+    broker::declare_topology(&connection, &settings.amqp).await.unwrap();
     let publisher = Publisher::new(&connection, &settings.amqp.exchange).await.unwrap();
     let start = Instant::now();
     let (mut queued, mut bytes, mut n) = (0usize, 0usize, 0usize);

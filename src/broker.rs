@@ -4,10 +4,12 @@
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
+use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::uri::AMQPUri;
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ErrorKind, ExchangeKind};
 use serde_json::{Map, Value};
+use tracing::warn;
 
 use crate::config::{Amqp, redact};
 
@@ -38,12 +40,57 @@ pub async fn connect(settings: &Amqp, name: &str) -> Result<Connection, BrokerEr
     Connection::connect_uri(uri, properties).await.map_err(|source| BrokerError::Connect { url, source })
 }
 
-/// Declares, idempotently, the exchanges and queues the service uses.
-pub async fn declare_topology(channel: &Channel, settings: &Amqp) -> Result<(), BrokerError> {
+/// The AMQP header a replayed rejection is published with: the id of the rejection it
+/// replays, so that a replay that is rejected again points to where it came from.
+pub const REPLAY_OF_HEADER: &str = "x-ecpat-replay-of";
+
+/// Declares, idempotently, the exchanges and queues the service uses (docs/events.md), on
+/// channels of its own: a refused declaration closes its channel.
+///
+/// The events exchange is declared with its alternate exchange, so that a message whose
+/// routing key matches no binding still reaches the queue. An exchange declared earlier
+/// without that argument cannot take it any more (RabbitMQ refuses a declaration with
+/// other arguments): it is then used as it is, and a warning tells the operator to give it
+/// the alternate exchange by policy (docs/operations.md).
+pub async fn declare_topology(connection: &Connection, settings: &Amqp) -> Result<(), BrokerError> {
     let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+    let channel = connection.create_channel().await?;
     channel
-        .exchange_declare(settings.exchange.as_str().into(), ExchangeKind::Topic, durable, FieldTable::default())
+        .exchange_declare(
+            settings.unrouted_exchange.as_str().into(),
+            ExchangeKind::Fanout,
+            durable,
+            FieldTable::default(),
+        )
         .await?;
+    let mut alternate = FieldTable::default();
+    alternate.insert("alternate-exchange".into(), AMQPValue::LongString(settings.unrouted_exchange.as_str().into()));
+    let declared =
+        channel.exchange_declare(settings.exchange.as_str().into(), ExchangeKind::Topic, durable, alternate).await;
+    let channel = match declared {
+        Ok(()) => channel,
+        Err(e) if precondition_failed(&e) => {
+            warn!(
+                exchange = %settings.exchange,
+                alternate_exchange = %settings.unrouted_exchange,
+                policy = %unrouted_policy(settings),
+                "The exchange has no alternate-exchange argument: unless a policy gives it one, RabbitMQ drops \
+                 messages whose routing key matches no binding. Set the policy (docs/operations.md)."
+            );
+            let channel = connection.create_channel().await?;
+            let passive = ExchangeDeclareOptions { passive: true, ..durable };
+            channel
+                .exchange_declare(
+                    settings.exchange.as_str().into(),
+                    ExchangeKind::Topic,
+                    passive,
+                    FieldTable::default(),
+                )
+                .await?;
+            channel
+        }
+        Err(e) => return Err(e.into()),
+    };
     channel
         .exchange_declare(
             settings.dead_letter_exchange.as_str().into(),
@@ -59,15 +106,17 @@ pub async fn declare_topology(channel: &Channel, settings: &Amqp) -> Result<(), 
         .insert("x-dead-letter-exchange".into(), AMQPValue::LongString(settings.dead_letter_exchange.as_str().into()));
     let durable_queue = QueueDeclareOptions { durable: true, ..Default::default() };
     channel.queue_declare(settings.queue.as_str().into(), durable_queue, arguments).await?;
-    channel
-        .queue_bind(
-            settings.queue.as_str().into(),
-            settings.exchange.as_str().into(),
-            settings.binding_key.as_str().into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    for (exchange, key) in [(&settings.exchange, settings.binding_key.as_str()), (&settings.unrouted_exchange, "")] {
+        channel
+            .queue_bind(
+                settings.queue.as_str().into(),
+                exchange.as_str().into(),
+                key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
     channel.queue_declare(settings.dead_letter_queue.as_str().into(), durable_queue, FieldTable::default()).await?;
     channel
         .queue_bind(
@@ -78,7 +127,26 @@ pub async fn declare_topology(channel: &Channel, settings: &Amqp) -> Result<(), 
             FieldTable::default(),
         )
         .await?;
+    channel.close(200, "declared".into()).await?;
     Ok(())
+}
+
+/// The command that gives an existing events exchange its alternate exchange by policy.
+pub fn unrouted_policy(settings: &Amqp) -> String {
+    let vhost = settings.url.parse::<AMQPUri>().map(|uri| uri.vhost).unwrap_or_else(|_| "/".into());
+    let vhost = if vhost == "/" { String::new() } else { format!("-p '{vhost}' ") };
+    format!(
+        r#"rabbitmqctl set_policy {vhost}{} '^{}$' '{{"alternate-exchange":"{}"}}' --apply-to exchanges"#,
+        settings.unrouted_exchange,
+        settings.exchange.replace('.', r"\."),
+        settings.unrouted_exchange
+    )
+}
+
+/// Whether the broker refused a declaration because the object exists with other settings.
+fn precondition_failed(error: &lapin::Error) -> bool {
+    matches!(error.kind(), ErrorKind::ProtocolError(e)
+        if matches!(e.kind(), AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)))
 }
 
 /// The routing key for a body: its event `type` when that is under `org.ecpat.`, so
@@ -89,13 +157,25 @@ pub fn routing_key_for(body: &str) -> String {
     if trimmed.starts_with('[') {
         return "org.ecpat.batch".into();
     }
-    let event_type = serde_json::from_str::<Value>(trimmed)
-        .ok()
-        .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_owned));
-    match event_type {
-        Some(t) if t.starts_with("org.ecpat.") && t.len() <= 255 => t,
-        _ => "org.ecpat.unknown".into(),
+    routing_key_of(&serde_json::from_str::<Value>(trimmed).unwrap_or(Value::Null))
+}
+
+/// The routing key for a parsed body, as [`routing_key_for`].
+pub fn routing_key_of(body: &Value) -> String {
+    match body {
+        Value::Array(_) => "org.ecpat.batch".into(),
+        _ => match body.get("type").and_then(Value::as_str) {
+            Some(t) if t.starts_with("org.ecpat.") && t.len() <= 255 => t.to_owned(),
+            _ => "org.ecpat.unknown".into(),
+        },
     }
+}
+
+/// The rejection a message replays, from its [`REPLAY_OF_HEADER`] (as JSON, see
+/// [`headers_json`]): a positive integer, or a string of one.
+pub fn replay_of(headers: &Value) -> Option<i64> {
+    let value = headers.get(REPLAY_OF_HEADER)?;
+    value.as_i64().or_else(|| value.as_str()?.parse().ok()).filter(|id| *id > 0)
 }
 
 /// Publishes bodies with publisher confirms, waiting for every confirm.
@@ -114,24 +194,40 @@ impl Publisher {
 
     /// Publishes persistent messages and waits until the broker has confirmed them all.
     pub async fn publish_all(&self, messages: &[(String, Vec<u8>)]) -> Result<(), BrokerError> {
-        let mut confirms = Vec::with_capacity(messages.len());
-        for (routing_key, body) in messages {
+        self.publish_each(messages.iter().map(|(key, body)| (key.as_str(), body.as_slice(), None))).await
+    }
+
+    /// Publishes stored rejections (id, routing key, body) again, each with its id in
+    /// [`REPLAY_OF_HEADER`], and waits until the broker has confirmed them all.
+    pub async fn publish_replays(&self, replays: &[(i64, String, Vec<u8>)]) -> Result<(), BrokerError> {
+        self.publish_each(replays.iter().map(|(id, key, body)| {
+            let mut headers = FieldTable::default();
+            headers.insert(REPLAY_OF_HEADER.into(), AMQPValue::LongLongInt(*id));
+            (key.as_str(), body.as_slice(), Some(headers))
+        }))
+        .await
+    }
+
+    async fn publish_each(
+        &self,
+        messages: impl Iterator<Item = (&str, &[u8], Option<FieldTable>)>,
+    ) -> Result<(), BrokerError> {
+        let mut confirms = Vec::with_capacity(messages.size_hint().0);
+        for (routing_key, body, headers) in messages {
             let content_type = if body.trim_ascii_start().starts_with(b"[") {
                 "application/cloudevents-batch+json"
             } else {
                 "application/cloudevents+json"
             };
-            let properties = BasicProperties::default().with_delivery_mode(2).with_content_type(content_type.into());
+            let mut properties =
+                BasicProperties::default().with_delivery_mode(2).with_content_type(content_type.into());
+            if let Some(headers) = headers {
+                properties = properties.with_headers(headers);
+            }
             let options = BasicPublishOptions { mandatory: true, ..Default::default() };
             confirms.push(
                 self.channel
-                    .basic_publish(
-                        self.exchange.as_str().into(),
-                        routing_key.as_str().into(),
-                        options,
-                        body,
-                        properties,
-                    )
+                    .basic_publish(self.exchange.as_str().into(), routing_key.into(), options, body, properties)
                     .await?,
             );
         }
@@ -175,5 +271,41 @@ fn amqp_value_json(value: &AMQPValue) -> Value {
         AMQPValue::FieldTable(table) => headers_json(Some(table)),
         AMQPValue::ByteArray(bytes) => Value::from(bytes.as_slice().to_vec()),
         AMQPValue::Void => Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_replay_header_names_a_positive_id_or_nothing() {
+        let header = |value: Value| json!({ REPLAY_OF_HEADER: value });
+
+        assert_eq!(replay_of(&header(json!(42))), Some(42));
+        assert_eq!(replay_of(&header(json!("42"))), Some(42));
+        for value in [json!(0), json!(-3), json!("forty-two"), json!("99999999999999999999"), json!([42]), json!(null)]
+        {
+            assert_eq!(replay_of(&header(value.clone())), None, "{value}");
+        }
+        assert_eq!(replay_of(&json!({})), None);
+    }
+
+    #[test]
+    fn the_policy_command_matches_only_the_events_exchange_and_names_the_vhost_when_not_the_default() {
+        let settings = crate::config::Settings::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config")))
+            .expect("the defaults load");
+        let mut amqp = settings.amqp;
+        amqp.url = "amqp://127.0.0.1:5672/%2f".into();
+        assert_eq!(
+            unrouted_policy(&amqp),
+            r#"rabbitmqctl set_policy ecpat.events.unrouted '^ecpat\.events$' '{"alternate-exchange":"ecpat.events.unrouted"}' --apply-to exchanges"#
+        );
+        amqp.url = "amqp://127.0.0.1:5672/indicators".into();
+        assert!(unrouted_policy(&amqp).starts_with("rabbitmqctl set_policy -p 'indicators' ecpat.events.unrouted "));
     }
 }

@@ -33,6 +33,8 @@ pub struct Amqp {
     pub binding_key: String,
     pub dead_letter_exchange: String,
     pub dead_letter_queue: String,
+    /// The alternate exchange of `exchange`: what matches no binding goes there, and on to `queue`.
+    pub unrouted_exchange: String,
     pub delivery_limit: i64,
     pub prefetch: u16,
 }

@@ -61,7 +61,7 @@ async fn session(
     let name = format!("ecpat-indicators worker pid {}", std::process::id());
     let connection = broker::connect(&settings.amqp, &name).await?;
     let channel = connection.create_channel().await?;
-    broker::declare_topology(&channel, &settings.amqp).await?;
+    broker::declare_topology(&connection, &settings.amqp).await?;
     let window = Window::new(settings.amqp.prefetch, settings.consumer.events_in_flight);
     let tag = consumer_tag(0);
     let consumer = consume(&channel, &settings.amqp.queue, &tag, window.current).await?;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use ecpat_indicators::config::Settings;
+use ecpat_indicators::store::read::REJECTIONS_LIMIT;
 use ecpat_indicators::{app, cli, collector, telemetry};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -25,6 +26,7 @@ enum Command {
     /// Apply pending migrations (creating the database if needed).
     Migrate,
     /// Publish a JSON Lines file of CloudEvents (`-` for standard input), with confirms.
+    /// Lines that are not UTF-8 or not JSON are reported and skipped (exit code 1).
     Publish {
         file: PathBuf,
         /// Events per message: above 1, JSON objects are sent as CloudEvents batches of up
@@ -55,7 +57,7 @@ enum TrackAction {
     /// Print the tracked posts as JSON Lines.
     List {
         /// Only posts with this status: active, gone, withdrawn or removed.
-        #[arg(long)]
+        #[arg(long, value_parser = collector::track::known_status)]
         status: Option<String>,
     },
     /// Stop polling a post; the values already counted stay.
@@ -66,17 +68,22 @@ enum TrackAction {
 enum RejectionAction {
     /// Print the newest rejections as JSON Lines.
     List {
-        #[arg(long, default_value_t = 100)]
+        /// How many, from 1 to 1000.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(REJECTIONS_LIMIT))]
         limit: i64,
     },
-    /// Publish rejected messages again (all not yet replayed, or filtered).
+    /// Publish rejected messages again, each once (all not yet replayed, or filtered).
     Replay {
-        /// Only rejections with this reason.
-        #[arg(long)]
+        /// Only rejections with this reason: too_large, not_json, invalid_envelope,
+        /// unknown_type or invalid_data.
+        #[arg(long, value_parser = cli::known_reason)]
         reason: Option<String>,
         /// Only this rejection.
         #[arg(long)]
         id: Option<i64>,
+        /// Print the rejections that would be replayed, and publish nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -99,8 +106,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Rejections { action: RejectionAction::List { limit } } => {
             cli::list_rejections(&settings, limit).await?
         }
-        Command::Rejections { action: RejectionAction::Replay { reason, id } } => {
+        Command::Rejections { action: RejectionAction::Replay { reason, id, dry_run: false } } => {
             cli::replay_rejections(&settings, reason.as_deref(), id).await?;
+        }
+        Command::Rejections { action: RejectionAction::Replay { reason, id, dry_run: true } } => {
+            cli::preview_replay(&settings, reason.as_deref(), id).await?;
         }
         Command::Collect => collector::run(settings, shutdown_signal()?).await?,
         Command::Track { action: TrackAction::Add(args) } => collector::track::add(&settings, &args).await?,

@@ -465,6 +465,7 @@ fn binary(rig: &Rig, args: &[&str]) -> std::process::Command {
         .env("ECPAT_AMQP__QUEUE", &s.amqp.queue)
         .env("ECPAT_AMQP__DEAD_LETTER_EXCHANGE", &s.amqp.dead_letter_exchange)
         .env("ECPAT_AMQP__DEAD_LETTER_QUEUE", &s.amqp.dead_letter_queue)
+        .env("ECPAT_AMQP__UNROUTED_EXCHANGE", &s.amqp.unrouted_exchange)
         .env("ECPAT_COLLECTOR__MASTODON_URL", &s.collector.mastodon_url)
         .env("ECPAT_COLLECTOR__YOUTUBE_URL", &s.collector.youtube_url)
         .env("ECPAT_COLLECTOR__X_URL", &s.collector.x_url)

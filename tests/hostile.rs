@@ -289,7 +289,7 @@ fn the_outcome_does_not_depend_on_the_routing_key_or_surrounding_whitespace() {
 async fn publish_with_hostile_headers(env: &TestEnv) {
     let connection = broker::connect(&env.settings.amqp, "hostile headers").await.unwrap();
     let channel = connection.create_channel().await.unwrap();
-    broker::declare_topology(&channel, &env.settings.amqp).await.unwrap();
+    broker::declare_topology(&connection, &env.settings.amqp).await.unwrap();
     let mut headers = FieldTable::default();
     headers.insert("x-nul".into(), AMQPValue::LongString(LongString::from(b"a\0b\xff".to_vec())));
     headers.insert("x-bytes".into(), AMQPValue::ByteArray(vec![0u8, 255].into()));

@@ -178,7 +178,7 @@ async fn rejections(State(state): State<AppState>, Query(query): Query<LimitQuer
     let limit =
         match query.limit.as_deref() {
             None => 100,
-            Some(text) => text.parse::<i64>().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| {
+            Some(text) => text.parse::<i64>().ok().filter(|n| read::REJECTIONS_LIMIT.contains(n)).ok_or_else(|| {
                 ApiError::BadRequest(format!("limit must be an integer from 1 to 1000, not {text:?}"))
             })?,
         };

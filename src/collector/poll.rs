@@ -340,8 +340,7 @@ impl Outbox {
         let mut held = self.held.lock().await;
         if held.as_ref().is_none_or(|(connection, _)| !connection.status().connected()) {
             let connection = broker::connect(&self.amqp, "ecpat-indicators collect").await?;
-            let channel = connection.create_channel().await?;
-            broker::declare_topology(&channel, &self.amqp).await?;
+            broker::declare_topology(&connection, &self.amqp).await?;
             let publisher = Publisher::new(&connection, &self.amqp.exchange).await?;
             *held = Some((connection, publisher));
         }

@@ -66,8 +66,24 @@ pub async fn add(settings: &Settings, args: &AddArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints the tracked posts (optionally of one status) as JSON Lines.
+/// The statuses a tracked post can have (docs/collector.md).
+pub const STATUSES: [&str; 4] = ["active", "gone", "withdrawn", "removed"];
+
+/// Checks a `--status` as the command line reads it: one of [`STATUSES`].
+pub fn known_status(text: &str) -> Result<String, String> {
+    if STATUSES.contains(&text) {
+        Ok(text.to_owned())
+    } else {
+        Err(format!("not a status; one of {}", STATUSES.join(", ")))
+    }
+}
+
+/// Prints the tracked posts (optionally of one status) as JSON Lines. An unknown status is
+/// an error, not an empty list.
 pub async fn list(settings: &Settings, status: Option<&str>) -> anyhow::Result<()> {
+    if let Some(status) = status {
+        known_status(status).map_err(|e| anyhow::anyhow!("--status {status:?} is {e}"))?;
+    }
     let pool = migrate(settings).await?;
     let posts = tracking::list(&pool, status).await?;
     for post in &posts {

@@ -1083,12 +1083,14 @@ async fn insert_rejections(tx: &mut PgConnection, messages: &[Message]) -> Resul
     let mut hashes = Vec::new();
     let mut truncated = Vec::new();
     let mut indexes: Vec<Option<i32>> = Vec::new();
+    let mut replays: Vec<Option<i64>> = Vec::new();
     for message in messages {
+        let replay_of = crate::broker::replay_of(&message.headers);
         for rejection in &message.decoded.rejections {
             let hash = hex::encode(Sha256::digest(&rejection.raw));
             let index = rejection.index.map(|i| i as i32);
             let routing_key = sanitize(&message.routing_key);
-            if message.maybe_applied && seen.contains(&(hash.clone(), routing_key.clone(), index)) {
+            if message.maybe_applied && seen.contains(&(hash.clone(), routing_key.clone(), index, replay_of)) {
                 continue;
             }
             let whole = rejection.raw.len() > MAX_BODY;
@@ -1102,6 +1104,7 @@ async fn insert_rejections(tx: &mut PgConnection, messages: &[Message]) -> Resul
             hashes.push(hash);
             truncated.push(whole);
             indexes.push(index);
+            replays.push(replay_of);
         }
     }
     if reasons.is_empty() {
@@ -1109,10 +1112,11 @@ async fn insert_rejections(tx: &mut PgConnection, messages: &[Message]) -> Resul
     }
     let reason_texts: Vec<String> = reasons.iter().map(|r| r.as_str().to_owned()).collect();
     sqlx::query!(
-        r#"insert into rejections (reason, detail, routing_key, headers, body, size, sha256, truncated, batch_index)
-        select r, d, rk, h::json, b, s, sh, t, bi
+        r#"insert into rejections
+            (reason, detail, routing_key, headers, body, size, sha256, truncated, batch_index, replay_of)
+        select r, d, rk, h::json, b, s, sh, t, bi, (select id from rejections where id = ro)
         from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::int8[], $7::text[], $8::bool[],
-            $9::int4[]) as u(r, d, rk, h, b, s, sh, t, bi)"#,
+            $9::int4[], $10::int8[]) as u(r, d, rk, h, b, s, sh, t, bi, ro)"#,
         &reason_texts,
         &details,
         &routing_keys,
@@ -1122,18 +1126,19 @@ async fn insert_rejections(tx: &mut PgConnection, messages: &[Message]) -> Resul
         &hashes,
         &truncated,
         &indexes as &[Option<i32>],
+        &replays as &[Option<i64>],
     )
     .execute(&mut *tx)
     .await?;
     Ok(reasons)
 }
 
-/// The stored rejections (hash, routing key, batch index) that messages which may have been
-/// applied before could repeat.
+/// The stored rejections (hash, routing key, batch index, the rejection a replay came
+/// from) that messages which may have been applied before could repeat.
 async fn already_rejected(
     tx: &mut PgConnection,
     messages: &[Message],
-) -> Result<HashSet<(String, String, Option<i32>)>, sqlx::Error> {
+) -> Result<HashSet<(String, String, Option<i32>, Option<i64>)>, sqlx::Error> {
     let hashes: Vec<String> = messages
         .iter()
         .filter(|m| m.maybe_applied)
@@ -1142,11 +1147,13 @@ async fn already_rejected(
     if hashes.is_empty() {
         return Ok(HashSet::new());
     }
-    let rows =
-        sqlx::query!("select sha256, routing_key, batch_index from rejections where sha256 = any($1::text[])", &hashes)
-            .fetch_all(&mut *tx)
-            .await?;
-    Ok(rows.into_iter().map(|r| (r.sha256, r.routing_key, r.batch_index)).collect())
+    let rows = sqlx::query!(
+        "select sha256, routing_key, batch_index, replay_of from rejections where sha256 = any($1::text[])",
+        &hashes
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.sha256, r.routing_key, r.batch_index, r.replay_of)).collect())
 }
 
 /// Announces the changed totals on [`TALLY_CHANNEL`], delivered at commit.

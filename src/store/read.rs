@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 /// One row of `indicator_values`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -41,6 +41,9 @@ pub async fn all_values(pool: &PgPool) -> Result<Vec<ValueRow>, sqlx::Error> {
     .await
 }
 
+/// How many rejections one listing may hold, in the API and the CLI (docs/api.md).
+pub const REJECTIONS_LIMIT: std::ops::RangeInclusive<i64> = 1..=1000;
+
 /// A stored rejection, as listed.
 #[derive(Clone, Debug, Serialize)]
 pub struct RejectionRow {
@@ -52,6 +55,8 @@ pub struct RejectionRow {
     pub size: i64,
     pub batch_index: Option<i32>,
     pub replayed_at: Option<DateTime<Utc>>,
+    /// The rejection whose replay this is, when a replayed message was rejected again.
+    pub replay_of: Option<i64>,
 }
 
 /// The total number of rejections and the newest `limit` of them.
@@ -59,7 +64,7 @@ pub async fn rejections(pool: &PgPool, limit: i64) -> Result<(i64, Vec<Rejection
     let total = sqlx::query_scalar!(r#"select count(*) as "n!" from rejections"#).fetch_one(pool).await?;
     let items = sqlx::query_as!(
         RejectionRow,
-        r#"select id, received_at, reason, detail, routing_key, size, batch_index, replayed_at
+        r#"select id, received_at, reason, detail, routing_key, size, batch_index, replayed_at, replay_of
         from rejections order by received_at desc, id desc limit $1"#,
         limit
     )
@@ -68,20 +73,42 @@ pub async fn rejections(pool: &PgPool, limit: i64) -> Result<(i64, Vec<Rejection
     Ok((total, items))
 }
 
-/// A rejection to replay: its bytes and where it was published.
-#[derive(Debug)]
-pub struct Replayable {
-    pub id: i64,
-    pub routing_key: String,
-    pub body: Vec<u8>,
+/// One rejection, and whether its whole body was kept (only then can it be replayed).
+pub async fn rejection(pool: &PgPool, id: i64) -> Result<Option<(RejectionRow, bool)>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"select id, received_at, reason, detail, routing_key, size, batch_index, replayed_at, replay_of, truncated
+        from rejections where id = $1"#,
+        id
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| {
+        let row = RejectionRow {
+            id: r.id,
+            received_at: r.received_at,
+            reason: r.reason,
+            detail: r.detail,
+            routing_key: r.routing_key,
+            size: r.size,
+            batch_index: r.batch_index,
+            replayed_at: r.replayed_at,
+            replay_of: r.replay_of,
+        };
+        (row, r.truncated)
+    }))
 }
 
 /// Rejections not replayed yet and whose whole body was kept, oldest first; optionally
 /// only one reason or one id.
-pub async fn replayable(pool: &PgPool, reason: Option<&str>, id: Option<i64>) -> Result<Vec<Replayable>, sqlx::Error> {
+pub async fn replayable(
+    pool: &PgPool,
+    reason: Option<&str>,
+    id: Option<i64>,
+) -> Result<Vec<RejectionRow>, sqlx::Error> {
     sqlx::query_as!(
-        Replayable,
-        r#"select id, routing_key, body from rejections
+        RejectionRow,
+        r#"select id, received_at, reason, detail, routing_key, size, batch_index, replayed_at, replay_of
+        from rejections
         where replayed_at is null and not truncated
           and ($1::text is null or reason = $1) and ($2::int8 is null or id = $2)
         order by id"#,
@@ -92,10 +119,27 @@ pub async fn replayable(pool: &PgPool, reason: Option<&str>, id: Option<i64>) ->
     .await
 }
 
-/// Marks a rejection as replayed (published again).
-pub async fn mark_replayed(pool: &PgPool, id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query!("update rejections set replayed_at = now() where id = $1", id).execute(pool).await?;
-    Ok(())
+/// A rejection to replay: its bytes and where it was published.
+#[derive(Debug)]
+pub struct Replayable {
+    pub id: i64,
+    pub routing_key: String,
+    pub body: Vec<u8>,
+}
+
+/// Marks those of `ids` not replayed yet as replayed, in `tx`, and returns them: a replay
+/// publishes them and then commits. Another replay running at once waits for the commit
+/// and then finds them marked, so no rejection is replayed twice.
+pub async fn claim_for_replay(tx: &mut PgConnection, ids: &[i64]) -> Result<Vec<Replayable>, sqlx::Error> {
+    sqlx::query_as!(
+        Replayable,
+        r#"update rejections set replayed_at = now()
+        where id = any($1::int8[]) and replayed_at is null and not truncated
+        returning id, routing_key, body"#,
+        ids
+    )
+    .fetch_all(&mut *tx)
+    .await
 }
 
 /// Whether the database answers.

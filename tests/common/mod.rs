@@ -58,6 +58,7 @@ impl TestEnv {
         settings.amqp.queue = format!("{name}.indicators");
         settings.amqp.dead_letter_exchange = format!("{name}.events.dead");
         settings.amqp.dead_letter_queue = format!("{name}.indicators.dead");
+        settings.amqp.unrouted_exchange = format!("{name}.events.unrouted");
         settings.catalogue.path = crate_dir().join("config/indicators.toml");
         let pool = ecpat_indicators::app::migrate(&settings)
             .await
@@ -70,8 +71,7 @@ impl TestEnv {
         let connection = broker::connect(&self.settings.amqp, "test declare")
             .await
             .unwrap_or_else(|e| panic!("RabbitMQ must be running at {} for the tests: {e}", amqp_url()));
-        let channel = connection.create_channel().await.unwrap();
-        broker::declare_topology(&channel, &self.settings.amqp).await.unwrap();
+        broker::declare_topology(&connection, &self.settings.amqp).await.unwrap();
         connection.close(200, "ok".into()).await.unwrap();
     }
 
@@ -80,8 +80,7 @@ impl TestEnv {
         let connection = broker::connect(&self.settings.amqp, "test publisher")
             .await
             .unwrap_or_else(|e| panic!("RabbitMQ must be running at {} for the tests: {e}", amqp_url()));
-        let channel = connection.create_channel().await.unwrap();
-        broker::declare_topology(&channel, &self.settings.amqp).await.unwrap();
+        broker::declare_topology(&connection, &self.settings.amqp).await.unwrap();
         let publisher = Publisher::new(&connection, &self.settings.amqp.exchange).await.unwrap();
         for chunk in messages.chunks(500) {
             publisher.publish_all(chunk).await.expect("broker confirms every message");
@@ -99,6 +98,23 @@ impl TestEnv {
             })
             .collect();
         self.publish_raw(&messages).await;
+    }
+
+    /// Runs a one-shot command of the binary (`publish`, `rejections`, `track`...) on this
+    /// test's database and broker, and waits for it (a minute at most).
+    pub async fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_ecpat-indicators"));
+        command
+            .args(args)
+            .current_dir(crate_dir())
+            .envs(binary_env(&self.settings))
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        tokio::time::timeout(Duration::from_secs(60), command.output())
+            .await
+            .unwrap_or_else(|_| panic!("ecpat-indicators {args:?} did not finish within a minute"))
+            .expect("the ecpat-indicators binary starts")
     }
 
     /// Messages ready in the work queue (not counting unacknowledged ones).
@@ -186,7 +202,8 @@ impl TestEnv {
             for queue in [&self.settings.amqp.queue, &self.settings.amqp.dead_letter_queue] {
                 let _ = channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
             }
-            for exchange in [&self.settings.amqp.exchange, &self.settings.amqp.dead_letter_exchange] {
+            let amqp = &self.settings.amqp;
+            for exchange in [&amqp.exchange, &amqp.dead_letter_exchange, &amqp.unrouted_exchange] {
                 let _ = channel.exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default()).await;
             }
             let _ = connection.close(200, "ok".into()).await;
@@ -197,6 +214,20 @@ impl TestEnv {
             .execute(&admin)
             .await;
     }
+}
+
+/// The environment that points the binary at a test's database, exchanges and queues.
+pub fn binary_env(settings: &Settings) -> [(&'static str, &str); 7] {
+    let amqp = &settings.amqp;
+    [
+        ("DATABASE_URL", &settings.database.url),
+        ("AMQP_URL", &amqp.url),
+        ("ECPAT_AMQP__EXCHANGE", &amqp.exchange),
+        ("ECPAT_AMQP__QUEUE", &amqp.queue),
+        ("ECPAT_AMQP__DEAD_LETTER_EXCHANGE", &amqp.dead_letter_exchange),
+        ("ECPAT_AMQP__DEAD_LETTER_QUEUE", &amqp.dead_letter_queue),
+        ("ECPAT_AMQP__UNROUTED_EXCHANGE", &amqp.unrouted_exchange),
+    ]
 }
 
 /// A worker process.
@@ -217,13 +248,8 @@ impl Worker {
         command
             .arg("run")
             .current_dir(crate_dir())
-            .env("DATABASE_URL", &settings.database.url)
-            .env("AMQP_URL", &settings.amqp.url)
+            .envs(binary_env(settings))
             .env("HTTP_ADDR", &http)
-            .env("ECPAT_AMQP__EXCHANGE", &settings.amqp.exchange)
-            .env("ECPAT_AMQP__QUEUE", &settings.amqp.queue)
-            .env("ECPAT_AMQP__DEAD_LETTER_EXCHANGE", &settings.amqp.dead_letter_exchange)
-            .env("ECPAT_AMQP__DEAD_LETTER_QUEUE", &settings.amqp.dead_letter_queue)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null());
         for (key, value) in extra {
