@@ -484,41 +484,42 @@ struct Absent {
     posts: Vec<String>,
 }
 
-/// What a batch's new events name: the records they change, the posts whose withdrawal
-/// they need, and the posts they withdraw.
+/// What a batch's new events name: the records they change, and the posts they withdraw
+/// or have a snapshot of.
 struct Wanted {
+    /// Records other than social series (those are read with their post).
     records: Vec<RecordKey>,
+    /// Posts, whose withdrawal and every series are read: a withdrawal is a version of
+    /// every series, and a snapshot may give the post new attributes, which every live
+    /// series then takes (see `ledger`).
     posts: Vec<String>,
-    withdrawn_posts: Vec<String>,
 }
 
 impl Wanted {
     fn of<'a>(events: impl Iterator<Item = &'a Event>) -> Wanted {
         let mut records = HashSet::new();
         let mut posts = HashSet::new();
-        let mut withdrawn_posts = HashSet::new();
         for event in events {
             for change in &event.changes {
                 match change {
-                    Change::Upsert(record) => {
-                        records.insert(record.key());
-                        posts.extend(record.group());
-                    }
+                    Change::Upsert(record) => match record.group() {
+                        Some(post) => {
+                            posts.insert(post);
+                        }
+                        None => {
+                            records.insert(record.key());
+                        }
+                    },
                     Change::Withdraw(key) => {
                         records.insert(key.clone());
                     }
                     Change::WithdrawPost(post) => {
                         posts.insert(post.clone());
-                        withdrawn_posts.insert(post.clone());
                     }
                 }
             }
         }
-        Wanted {
-            records: records.into_iter().collect(),
-            posts: posts.into_iter().collect(),
-            withdrawn_posts: withdrawn_posts.into_iter().collect(),
-        }
+        Wanted { records: records.into_iter().collect(), posts: posts.into_iter().collect() }
     }
 }
 
@@ -640,8 +641,8 @@ impl Preloaded {
 
 /// Loads, under the apply lock, the current versions of everything the new events name:
 /// from what this worker knows, else from what it preloaded and is still current, else from
-/// the database. Every series of a withdrawn post is read from the database (what a worker
-/// knows of a post may not hold all its series).
+/// the database. Every series of a post the batch withdraws or has a snapshot of is read
+/// from the database (what a worker knows of a post may not hold all its series).
 async fn load_before(
     tx: &mut PgConnection,
     wanted: Wanted,
@@ -674,7 +675,7 @@ async fn load_before(
         }
     }
     let mut posts = Vec::new();
-    for post in wanted.posts {
+    for post in wanted.posts.iter().cloned() {
         match known.post(&post) {
             Lookup::Stored(withdrawal) => {
                 before.post_withdrawals.insert(post, withdrawal.clone());
@@ -711,7 +712,7 @@ async fn load_before(
         .fetch_all(&mut *tx)
         .await?
     };
-    let by_post = if wanted.withdrawn_posts.is_empty() {
+    let by_post = if wanted.posts.is_empty() {
         vec![]
     } else {
         sqlx::query_as!(
@@ -719,7 +720,7 @@ async fn load_before(
             r#"select record_type, record_key, post_key, version_secs, version_nanos, version_source, version_id,
                 event_seq, record::text as record
             from records where post_key = any($1::text[])"#,
-            &wanted.withdrawn_posts,
+            &wanted.posts,
         )
         .fetch_all(&mut *tx)
         .await?
