@@ -235,6 +235,7 @@ async fn apply_stored(
     let new_events: Vec<(i64, &Event)> = kept.iter().map(|&&(seq, event, _)| (seq, event)).collect();
     let event_hashes: Vec<i64> = kept.iter().map(|&&(_, _, hash)| hash).collect();
     let mut outcome = Outcome { duplicates: copies.len(), ..Outcome::default() };
+    let posts = wanted.posts.clone();
     let (before, absent) = load_before(&mut *tx, wanted, known, preloaded).await?;
     let loaded = started.elapsed();
     let plan = ledger::plan(&before, &new_events);
@@ -246,8 +247,10 @@ async fn apply_stored(
     log_changes(&mut *tx, generation, &event_hashes, &plan.records, &plan.post_withdrawals).await?;
     let written = started.elapsed();
     // What the batch read and wrote, to know once it commits (the last state of a key wins).
+    let series = series_of(&posts, &before, &plan.records);
     let learned = Learned {
         generation,
+        series,
         records: absent
             .records
             .into_iter()
@@ -278,6 +281,25 @@ async fn apply_stored(
         "Batch apply phases."
     );
     Ok((outcome, learned))
+}
+
+/// Every stored series of each of `posts` after the batch: those read before it (every
+/// series of the posts it names, see [`load_before`]) and those it wrote.
+fn series_of(posts: &[String], before: &Before, written: &[(RecordKey, Current)]) -> Vec<(String, Vec<RecordKey>)> {
+    let mut series: HashMap<&String, Vec<RecordKey>> = posts.iter().map(|post| (post, vec![])).collect();
+    for (key, current) in before.records.iter().chain(written.iter().map(|(key, current)| (key, current))) {
+        if let Some(keys) = current.post_key.as_ref().and_then(|post| series.get_mut(post)) {
+            keys.push(key.clone());
+        }
+    }
+    series
+        .into_iter()
+        .map(|(post, mut keys)| {
+            keys.sort_unstable();
+            keys.dedup();
+            (post.clone(), keys)
+        })
+        .collect()
 }
 
 /// An event of the batch, with what storing it needs.
@@ -641,8 +663,9 @@ impl Preloaded {
 
 /// Loads, under the apply lock, the current versions of everything the new events name:
 /// from what this worker knows, else from what it preloaded and is still current, else from
-/// the database. Every series of a post the batch withdraws or has a snapshot of is read
-/// from the database (what a worker knows of a post may not hold all its series).
+/// the database. Every series of a post the batch withdraws or has a snapshot of is needed:
+/// from what this worker knows if it knows them all ([`Known::series`]), else read from the
+/// database (what it preloaded, by key, may not hold them all).
 async fn load_before(
     tx: &mut PgConnection,
     wanted: Wanted,
@@ -675,7 +698,15 @@ async fn load_before(
         }
     }
     let mut posts = Vec::new();
-    for post in wanted.posts.iter().cloned() {
+    // The posts whose series this worker does not all know: read under the lock.
+    let mut whole = Vec::new();
+    for post in wanted.posts {
+        match known.series(&post) {
+            Some(series) => {
+                before.records.extend(series.into_iter().map(|(key, current)| (key.clone(), current.clone())));
+            }
+            None => whole.push(post.clone()),
+        }
         match known.post(&post) {
             Lookup::Stored(withdrawal) => {
                 before.post_withdrawals.insert(post, withdrawal.clone());
@@ -712,7 +743,7 @@ async fn load_before(
         .fetch_all(&mut *tx)
         .await?
     };
-    let by_post = if wanted.posts.is_empty() {
+    let by_post = if whole.is_empty() {
         vec![]
     } else {
         sqlx::query_as!(
@@ -720,7 +751,7 @@ async fn load_before(
             r#"select record_type, record_key, post_key, version_secs, version_nanos, version_source, version_id,
                 event_seq, record::text as record
             from records where post_key = any($1::text[])"#,
-            &wanted.posts,
+            &whole,
         )
         .fetch_all(&mut *tx)
         .await?
@@ -918,8 +949,17 @@ async fn log_changes(
     records: &[(RecordKey, Current)],
     posts: &[(String, PostWithdrawal)],
 ) -> Result<(), sqlx::Error> {
+    // A post is logged when any of its series changed too: another worker that knows every
+    // series of the post may not know the new one (see `Known::series`).
+    let series_posts: HashSet<&String> = records.iter().filter_map(|(_, current)| current.post_key.as_ref()).collect();
+    let posts: Vec<i64> = posts
+        .iter()
+        .map(|(post, _)| post)
+        .filter(|post| !series_posts.contains(post))
+        .chain(series_posts.iter().copied())
+        .map(|post| post_hash(post))
+        .collect();
     let records: Vec<i64> = records.iter().map(|(key, _)| record_hash(key)).collect();
-    let posts: Vec<i64> = posts.iter().map(|(post, _)| post_hash(post)).collect();
     sqlx::query!(
         "with pruned as (delete from apply_log where generation <= $1 - $5::int8)
         insert into apply_log (generation, records, posts, events) values ($1, $2, $3, $4)",
