@@ -550,6 +550,8 @@ struct Preloaded {
     generation: i64,
     records: HashMap<RecordKey, Option<Current>>,
     posts: HashMap<String, Option<PostWithdrawal>>,
+    /// Every stored series of posts whose series this worker does not all know.
+    series: HashMap<String, Vec<(RecordKey, Current)>>,
 }
 
 /// Reads, before the apply lock, the current versions of what the batch names and this
@@ -637,7 +639,69 @@ async fn preload(tx: &mut PgConnection, wanted: &Wanted, known: &Known) -> Resul
             preloaded_posts.entry(post).or_insert(None);
         }
     }
-    Ok(Preloaded { generation, records, posts: preloaded_posts })
+    let series = preload_series(tx, wanted, known, generation).await?;
+    Ok(Preloaded { generation, records, posts: preloaded_posts, series })
+}
+
+/// Reads, before the apply lock, every series of the posts whose series this worker does
+/// not all know, if the generation is still `generation` (else none is kept).
+async fn preload_series(
+    tx: &mut PgConnection,
+    wanted: &Wanted,
+    known: &Known,
+    generation: i64,
+) -> Result<HashMap<String, Vec<(RecordKey, Current)>>, sqlx::Error> {
+    let posts: Vec<String> = wanted.posts.iter().filter(|post| known.series(post).is_none()).cloned().collect();
+    if posts.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = sqlx::query!(
+        r#"select g.n as "generation!", r.record_type as "record_type?", r.record_key as "record_key?", r.post_key,
+            r.version_secs as "version_secs?", r.version_nanos as "version_nanos?",
+            r.version_source as "version_source?", r.version_id as "version_id?", r.event_seq as "event_seq?",
+            r.record::text as record
+        from apply_generation g
+        left join records r on r.post_key = any($1::text[])"#,
+        &posts,
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut series: HashMap<String, Vec<(RecordKey, Current)>> = HashMap::new();
+    if rows.first().is_none_or(|row| row.generation != generation) {
+        return Ok(series);
+    }
+    for post in posts {
+        series.insert(post, vec![]);
+    }
+    for row in rows {
+        let (Some(record_type), Some(record_key), Some(secs), Some(nanos), Some(source), Some(id), Some(event_seq)) = (
+            row.record_type,
+            row.record_key,
+            row.version_secs,
+            row.version_nanos,
+            row.version_source,
+            row.version_id,
+            row.event_seq,
+        ) else {
+            continue;
+        };
+        let stored = StoredRow {
+            record_type,
+            record_key,
+            post_key: row.post_key,
+            version_secs: secs,
+            version_nanos: nanos,
+            version_source: source,
+            version_id: id,
+            event_seq,
+            record: row.record,
+        };
+        let (key, current) = stored.current()?;
+        if let Some(of_post) = current.post_key.as_ref().and_then(|post| series.get_mut(post)) {
+            of_post.push((key, current));
+        }
+    }
+    Ok(series)
 }
 
 impl Preloaded {
@@ -647,6 +711,7 @@ impl Preloaded {
         let Some(since) = changed_since(log, self.generation, generation) else {
             self.records.clear();
             self.posts.clear();
+            self.series.clear();
             return self;
         };
         let records: HashSet<i64> = since.iter().flat_map(|logged| logged.records.iter().copied()).collect();
@@ -655,7 +720,9 @@ impl Preloaded {
             self.records.retain(|key, _| !records.contains(&record_hash(key)));
         }
         if !posts.is_empty() {
+            // A post is logged when its withdrawal or any of its series changed.
             self.posts.retain(|post, _| !posts.contains(&post_hash(post)));
+            self.series.retain(|post, _| !posts.contains(&post_hash(post)));
         }
         self
     }
@@ -705,7 +772,10 @@ async fn load_before(
             Some(series) => {
                 before.records.extend(series.into_iter().map(|(key, current)| (key.clone(), current.clone())));
             }
-            None => whole.push(post.clone()),
+            None => match preloaded.series.remove(&post) {
+                Some(series) => before.records.extend(series),
+                None => whole.push(post.clone()),
+            },
         }
         match known.post(&post) {
             Lookup::Stored(withdrawal) => {
