@@ -9,6 +9,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 
+mod series;
+
 use super::APPLY_LOCK;
 use super::known::{CATCH_UP, Known, LOG_KEPT, Learned, Logged, Lookup, changed_since, post_hash, record_hash};
 use crate::envelope::{Decoded, Event, MAX_BODY, Reason, Version};
@@ -17,6 +19,7 @@ use crate::indicators::rules::TallyKey;
 use crate::indicators::tally::Delta;
 use crate::ledger::{self, Before, Current, PostWithdrawal};
 use crate::records::{Change, Record, RecordKey, RecordType};
+use series::{preload_series, series_of};
 
 /// The PostgreSQL channel on which changed totals are announced.
 pub const TALLY_CHANNEL: &str = "ecpat_tallies";
@@ -281,25 +284,6 @@ async fn apply_stored(
         "Batch apply phases."
     );
     Ok((outcome, learned))
-}
-
-/// Every stored series of each of `posts` after the batch: those read before it (every
-/// series of the posts it names, see [`load_before`]) and those it wrote.
-fn series_of(posts: &[String], before: &Before, written: &[(RecordKey, Current)]) -> Vec<(String, Vec<RecordKey>)> {
-    let mut series: HashMap<&String, Vec<RecordKey>> = posts.iter().map(|post| (post, vec![])).collect();
-    for (key, current) in before.records.iter().chain(written.iter().map(|(key, current)| (key, current))) {
-        if let Some(keys) = current.post_key.as_ref().and_then(|post| series.get_mut(post)) {
-            keys.push(key.clone());
-        }
-    }
-    series
-        .into_iter()
-        .map(|(post, mut keys)| {
-            keys.sort_unstable();
-            keys.dedup();
-            (post.clone(), keys)
-        })
-        .collect()
 }
 
 /// An event of the batch, with what storing it needs.
@@ -641,67 +625,6 @@ async fn preload(tx: &mut PgConnection, wanted: &Wanted, known: &Known) -> Resul
     }
     let series = preload_series(tx, wanted, known, generation).await?;
     Ok(Preloaded { generation, records, posts: preloaded_posts, series })
-}
-
-/// Reads, before the apply lock, every series of the posts whose series this worker does
-/// not all know, if the generation is still `generation` (else none is kept).
-async fn preload_series(
-    tx: &mut PgConnection,
-    wanted: &Wanted,
-    known: &Known,
-    generation: i64,
-) -> Result<HashMap<String, Vec<(RecordKey, Current)>>, sqlx::Error> {
-    let posts: Vec<String> = wanted.posts.iter().filter(|post| known.series(post).is_none()).cloned().collect();
-    if posts.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows = sqlx::query!(
-        r#"select g.n as "generation!", r.record_type as "record_type?", r.record_key as "record_key?", r.post_key,
-            r.version_secs as "version_secs?", r.version_nanos as "version_nanos?",
-            r.version_source as "version_source?", r.version_id as "version_id?", r.event_seq as "event_seq?",
-            r.record::text as record
-        from apply_generation g
-        left join records r on r.post_key = any($1::text[])"#,
-        &posts,
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut series: HashMap<String, Vec<(RecordKey, Current)>> = HashMap::new();
-    if rows.first().is_none_or(|row| row.generation != generation) {
-        return Ok(series);
-    }
-    for post in posts {
-        series.insert(post, vec![]);
-    }
-    for row in rows {
-        let (Some(record_type), Some(record_key), Some(secs), Some(nanos), Some(source), Some(id), Some(event_seq)) = (
-            row.record_type,
-            row.record_key,
-            row.version_secs,
-            row.version_nanos,
-            row.version_source,
-            row.version_id,
-            row.event_seq,
-        ) else {
-            continue;
-        };
-        let stored = StoredRow {
-            record_type,
-            record_key,
-            post_key: row.post_key,
-            version_secs: secs,
-            version_nanos: nanos,
-            version_source: source,
-            version_id: id,
-            event_seq,
-            record: row.record,
-        };
-        let (key, current) = stored.current()?;
-        if let Some(of_post) = current.post_key.as_ref().and_then(|post| series.get_mut(post)) {
-            of_post.push((key, current));
-        }
-    }
-    Ok(series)
 }
 
 impl Preloaded {
