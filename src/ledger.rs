@@ -270,4 +270,97 @@ fn offer<'a>(
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::envelope::decode;
+
+    /// An event from a JSON object (`data` and its `type`), at `time`, from `source`/`id`.
+    fn event(source: &str, id: &str, time: &str, event_type: &str, data: serde_json::Value) -> Event {
+        let body =
+            json!({"specversion": "1.0", "id": id, "source": source, "type": event_type, "time": time, "data": data});
+        let mut decoded = decode(body.to_string().as_bytes());
+        assert!(decoded.rejections.is_empty(), "{:?}", decoded.rejections);
+        decoded.events.remove(0)
+    }
+
+    fn story(id: &str, time: &str, member: &str) -> Event {
+        let data = json!({"story_id": "s1", "member": member, "outlet": "Le Monde", "global_advocacy": true,
+            "published_on": "2019-05-01"});
+        event("urn:a", id, time, "org.ecpat.media.story.recorded", data)
+    }
+
+    fn snapshot(id: &str, time: &str, metrics: serde_json::Value) -> Event {
+        let data = json!({"platform": "x", "post_id": "1", "member": "ecpat-france",
+            "published_at": "2019-05-01T00:00:00Z", "publication_id": "p", "metrics": metrics});
+        event("urn:a", id, time, "org.ecpat.social.metrics.snapshot", data)
+    }
+
+    fn withdraw_post(id: &str, time: &str) -> Event {
+        let data = json!({"record_type": "social_post", "key": {"platform": "x", "post_id": "1"}});
+        event("urn:a", id, time, "org.ecpat.record.withdrawn", data)
+    }
+
+    /// Plans `events` (sequence numbers in order) from nothing.
+    fn plan_all(events: &[Event]) -> Plan {
+        let numbered: Vec<(i64, &Event)> = events.iter().enumerate().map(|(i, e)| (i as i64 + 1, e)).collect();
+        plan(&Before::default(), &numbered)
+    }
+
+    fn current_member(plan: &Plan) -> Option<String> {
+        plan.records.iter().find_map(|(_, c)| match &c.record {
+            Some(Record::MediaStory(s)) => Some(s.member.clone()),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn the_latest_time_wins_whatever_the_order() {
+        let newer = story("e2", "2019-05-02T00:00:00Z", "ecpat-uk");
+        let older = story("e1", "2019-05-01T00:00:00Z", "ecpat-france");
+        for events in [vec![newer.clone(), older.clone()], vec![older, newer]] {
+            let plan = plan_all(&events);
+            assert_eq!(current_member(&plan).as_deref(), Some("ecpat-uk"));
+            assert_eq!((plan.applied, plan.stale), (1, 1));
+        }
+    }
+
+    #[test]
+    fn at_the_same_instant_the_greater_source_then_id_wins() {
+        let a = story("e1", "2019-05-01T02:00:00+02:00", "ecpat-france");
+        let b = story("e2", "2019-05-01T00:00:00Z", "ecpat-uk");
+        assert_eq!(current_member(&plan_all(&[b.clone(), a.clone()])).as_deref(), Some("ecpat-uk"));
+        let mut c = story("e0", "2019-05-01T00:00:00Z", "ecpat-taiwan");
+        c.source = "urn:b".into();
+        assert_eq!(current_member(&plan_all(&[a, c, b])).as_deref(), Some("ecpat-taiwan"));
+    }
+
+    #[test]
+    fn a_stored_newer_version_makes_a_late_one_stale() {
+        let stored = plan_all(&[story("e2", "2019-05-02T00:00:00Z", "ecpat-uk")]);
+        let before = Before { records: stored.records.into_iter().collect(), post_withdrawals: HashMap::new() };
+        let late = story("e1", "2019-05-01T00:00:00Z", "ecpat-france");
+        let plan = plan(&before, &[(9, &late)]);
+        assert!(plan.records.is_empty());
+        assert_eq!((plan.applied, plan.stale), (0, 1));
+        assert_eq!(plan.delta, Delta::default());
+    }
+
+    #[test]
+    fn a_post_withdrawal_covers_series_not_seen_yet_until_a_newer_snapshot() {
+        let withdrawal = withdraw_post("w", "2019-06-01T00:00:00Z");
+        let older_clicks = snapshot("s1", "2019-05-15T00:00:00Z", json!({"clicks": 5}));
+        let plan = plan_all(&[withdrawal.clone(), older_clicks.clone()]);
+        assert!(plan.records.iter().all(|(_, c)| c.record.is_none()), "an older snapshot stays withdrawn");
+        assert!(plan.delta.sums.is_empty() && plan.delta.items.is_empty());
+
+        let newer_likes = snapshot("s2", "2019-07-01T00:00:00Z", json!({"likes": 3}));
+        let plan = plan_all(&[newer_likes, withdrawal, older_clicks]);
+        let live: Vec<_> = plan.records.iter().filter(|(_, c)| c.record.is_some()).collect();
+        assert_eq!(live.len(), 1, "only the series of the newer snapshot comes back");
+        assert_eq!(plan.post_withdrawals.len(), 1);
+    }
+
+    mod posts;
+}
