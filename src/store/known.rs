@@ -41,9 +41,10 @@ pub struct Known {
 struct KnownPost {
     /// `None`: the post has no withdrawal.
     withdrawal: Option<PostWithdrawal>,
-    /// The keys of every stored series of the post, when known (their current versions are
-    /// in `records`, unless forgotten since).
-    series: Option<Vec<RecordKey>>,
+    /// The [`record_hash`] of every stored series of the post, when known (their current
+    /// versions are in `records`, unless forgotten since). Hashes, not keys: a few bytes a
+    /// series, whatever the number of posts known.
+    series: Option<Vec<i64>>,
 }
 
 /// The state of every record and post a committed batch read or wrote.
@@ -143,10 +144,14 @@ impl Known {
         if known != post {
             return None;
         }
-        let keys = entry.series.as_ref()?;
-        keys.iter()
-            .map(|key| match self.record(key) {
-                Lookup::Stored(current) => Some((key, current)),
+        let hashes = entry.series.as_ref()?;
+        hashes
+            .iter()
+            .map(|hash| match self.records.get(hash) {
+                // Another record that shares the hash is not taken for the series.
+                Some((key, Some(current))) if current.post_key.as_deref() == Some(post) => {
+                    Some((key, current.as_ref()))
+                }
                 _ => None,
             })
             .collect()
@@ -176,10 +181,16 @@ impl Known {
                     .map(|(post, withdrawal)| (post_hash(&post), (post, KnownPost { withdrawal, series: None }))),
             );
             for (post, series) in learned.series {
+                let mut hashes: Vec<i64> = series.iter().map(record_hash).collect();
+                hashes.sort_unstable();
+                hashes.dedup();
+                // Two series of one post that share a hash: the post's series are read each time.
+                let distinct = hashes.len() == series.len();
                 if let Some((known, entry)) = self.posts.get_mut(&post_hash(&post))
                     && *known == post
+                    && distinct
                 {
-                    entry.series = Some(series);
+                    entry.series = Some(hashes);
                 }
             }
         }
@@ -383,6 +394,15 @@ mod tests {
         let mut known = Known::new(10);
         known.records.insert(record_hash(&key("a")), (key("b"), Some(Box::new(current(1)))));
         known.posts.insert(post_hash("p"), ("q".into(), KnownPost { withdrawal: None, series: Some(vec![]) }));
+        let series = RecordKey { record_type: RecordType::SocialPost, key: "s".into() };
+        let mut of_another = current(1);
+        of_another.post_key = Some("q".into());
+        known.records.insert(record_hash(&series), (series.clone(), Some(Box::new(of_another))));
+        known.posts.insert(
+            post_hash("r"),
+            ("r".into(), KnownPost { withdrawal: None, series: Some(vec![record_hash(&series)]) }),
+        );
+        assert!(known.series("r").is_none(), "a record of another post is not one of its series");
         assert!(matches!(known.record(&key("a")), Lookup::Unknown));
         assert!(matches!(known.post("p"), Lookup::Unknown));
         assert!(known.series("p").is_none());
@@ -391,9 +411,14 @@ mod tests {
     #[test]
     fn a_posts_series_are_known_while_each_of_them_is_and_the_post_is() {
         let series = |k: &str| RecordKey { record_type: RecordType::SocialPost, key: k.into() };
+        let of_p = || {
+            let mut current = current(1);
+            current.post_key = Some("p".into());
+            Some(current)
+        };
         let learned = |generation| Learned {
             generation,
-            records: vec![(series("p-likes"), Some(current(1))), (series("p-shares"), Some(current(1)))],
+            records: vec![(series("p-likes"), of_p()), (series("p-shares"), of_p())],
             posts: vec![("p".into(), None)],
             series: vec![("p".into(), vec![series("p-likes"), series("p-shares")])],
         };
