@@ -688,7 +688,7 @@ async fn load_before(
         }
     }
     let mut posts = Vec::new();
-    // The posts whose series this worker does not all know: read under the lock.
+    // The posts whose series this worker neither knows all of nor preloaded: read now.
     let mut whole = Vec::new();
     for post in wanted.posts {
         match known.series(&post) {
