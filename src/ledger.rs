@@ -4,13 +4,25 @@
 //! module decides, and the store writes the result. The latest (`time`, `source`, `id`)
 //! wins whatever the order of arrival, so the outcome does not depend on how events are
 //! split into batches or ordered inside one.
+//!
+//! A social post is a set of series, one per metric, each with its own current version
+//! (the latest snapshot carrying that metric, or a newer withdrawal of the post). The
+//! post's attributes (`member`, `published_at`, `publication_id`, `url`) are those of its
+//! latest snapshot, whatever metrics it carries (docs/events.md): every live series holds
+//! them, so a newer snapshot with other attributes rewrites every live series of the post.
+//!
+//! The post's latest snapshot needs no storage of its own: while any series of the post is
+//! live, it is the current version of the live series with the greatest version. (A live
+//! series is newer than every withdrawal of the post; so is the latest snapshot `L`, which
+//! is then current for every metric it carries.) While no series is live, the attributes
+//! count nowhere, and a snapshot that brings a series back is newer than every earlier one.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 
 use crate::envelope::{Event, Version};
 use crate::indicators::tally::{Delta, Tally};
-use crate::records::{Change, Record, RecordKey};
+use crate::records::{Change, Record, RecordKey, SocialSeries};
 
 /// The current version of one record (or one social metric series).
 #[derive(Clone, Debug, PartialEq)]
@@ -35,7 +47,8 @@ pub struct PostWithdrawal {
 #[derive(Debug, Default)]
 pub struct Before {
     /// Current versions of the records named by the batch, and of every series of the
-    /// posts it withdraws.
+    /// posts it withdraws or has a snapshot of (a post's attributes follow its latest
+    /// snapshot, which only all its series tell).
     pub records: HashMap<RecordKey, Current>,
     /// Withdrawals of the posts the batch names.
     pub post_withdrawals: HashMap<String, PostWithdrawal>,
@@ -44,7 +57,8 @@ pub struct Before {
 /// What to write after the batch.
 #[derive(Debug, Default)]
 pub struct Plan {
-    /// Records whose current version changed.
+    /// Records whose current version changed, and live series rewritten with their post's
+    /// new attributes.
     pub records: Vec<(RecordKey, Current)>,
     /// Post withdrawals that became newer.
     pub post_withdrawals: Vec<(String, PostWithdrawal)>,
@@ -103,6 +117,9 @@ pub fn plan(before: &Before, events: &[(i64, &Event)]) -> Plan {
         }
     }
 
+    let snapshot_posts: HashSet<&String> = upserts.iter().filter_map(|(_, post)| post.as_ref()).collect();
+    let rewritten = follow_latest_snapshots(&records, &snapshot_posts);
+
     let mut plan = Plan::default();
     let mut upsert = upserts.iter();
     for &(seq, event) in events {
@@ -121,16 +138,29 @@ pub fn plan(before: &Before, events: &[(i64, &Event)]) -> Plan {
     }
     let mut changed: Vec<(&RecordKey, Slot)> = records
         .into_iter()
-        .filter(|(key, current)| before.records.get(*key).map(|o| &o.version) != Some(current.version))
+        .filter(|(key, current)| {
+            before.records.get(*key).map(|o| &o.version) != Some(current.version) || rewritten.contains_key(*key)
+        })
         .collect();
     changed.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let mut tally = Tally::default();
     for (key, current) in &changed {
         let old = before.records.get(*key);
-        tally.replace(old.and_then(|o| o.record.as_ref()), current.record);
+        let new = rewritten.get(*key).or(current.record);
+        tally.replace(old.and_then(|o| o.record.as_ref()), new);
     }
     plan.delta = tally.into_delta();
-    plan.records = changed.into_iter().map(|(key, current)| (key.clone(), current.owned())).collect();
+    let mut rewritten = rewritten;
+    plan.records = changed
+        .into_iter()
+        .map(|(key, current)| {
+            let mut owned = current.owned();
+            if let Some(record) = rewritten.remove(key) {
+                owned.record = Some(record);
+            }
+            (key.clone(), owned)
+        })
+        .collect();
     let mut post_withdrawals: Vec<(&String, (&Version, i64))> = posts
         .into_iter()
         .filter(|(post, w)| before.post_withdrawals.get(*post).map(|b| &b.version) != Some(w.0))
@@ -170,6 +200,45 @@ impl<'a> Slot<'a> {
             post_key: self.post_key.cloned(),
         }
     }
+}
+
+/// For each post of `posts`: its live series whose attributes are not those of the post's
+/// latest snapshot (the live series with the greatest version, see the module's comment),
+/// with those attributes.
+fn follow_latest_snapshots<'a>(
+    records: &HashMap<&'a RecordKey, Slot<'a>>,
+    posts: &HashSet<&String>,
+) -> HashMap<&'a RecordKey, Record> {
+    let mut latest: HashMap<&String, (&Version, &SocialSeries)> = HashMap::new();
+    for slot in records.values() {
+        if let (Some(post), Some(Record::SocialPost(series))) = (slot.post_key, slot.record)
+            && posts.contains(post)
+        {
+            match latest.entry(post) {
+                Entry::Occupied(mut found) => {
+                    if found.get().0 < slot.version {
+                        found.insert((slot.version, series));
+                    }
+                }
+                Entry::Vacant(vacant) => {
+                    vacant.insert((slot.version, series));
+                }
+            }
+        }
+    }
+    let mut rewritten = HashMap::new();
+    if latest.is_empty() {
+        return rewritten;
+    }
+    for (&key, slot) in records {
+        if let (Some(post), Some(Record::SocialPost(series))) = (slot.post_key, slot.record)
+            && let Some((_, attributes)) = latest.get(post)
+            && !series.same_post_attributes(attributes)
+        {
+            rewritten.insert(key, Record::SocialPost(series.with_post_attributes(attributes)));
+        }
+    }
+    rewritten
 }
 
 /// Makes `candidate` current for `key` if it is newer than what is current; a series
@@ -292,4 +361,6 @@ mod tests {
         assert_eq!(live.len(), 1, "only the series of the newer snapshot comes back");
         assert_eq!(plan.post_withdrawals.len(), 1);
     }
+
+    mod posts;
 }

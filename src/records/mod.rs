@@ -176,8 +176,9 @@ str_enum!(
     }
 );
 
-/// One metric series of a social post: the post's attributes as of the series' current
-/// snapshot, and that metric's cumulative total.
+/// One metric series of a social post: that metric's cumulative total, from the series'
+/// current snapshot, and the post's attributes, from the post's latest snapshot (whichever
+/// metrics that one carries: docs/events.md).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SocialSeries {
     pub platform: String,
@@ -188,6 +189,28 @@ pub struct SocialSeries {
     pub published_at: DateTime<Utc>,
     pub publication_id: Option<String>,
     pub url: Option<String>,
+}
+
+impl SocialSeries {
+    /// Whether `other` gives the post the same attributes (`member`, `published_at`,
+    /// `publication_id`, `url`).
+    pub fn same_post_attributes(&self, other: &SocialSeries) -> bool {
+        self.member == other.member
+            && self.published_at == other.published_at
+            && self.publication_id == other.publication_id
+            && self.url == other.url
+    }
+
+    /// This series (its metric and value) with the post attributes of `latest`.
+    pub fn with_post_attributes(&self, latest: &SocialSeries) -> SocialSeries {
+        SocialSeries {
+            member: latest.member.clone(),
+            published_at: latest.published_at,
+            publication_id: latest.publication_id.clone(),
+            url: latest.url.clone(),
+            ..self.clone()
+        }
+    }
 }
 
 /// A research study, review or national overview.

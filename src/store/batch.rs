@@ -9,6 +9,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 
+mod series;
+
 use super::APPLY_LOCK;
 use super::known::{CATCH_UP, Known, LOG_KEPT, Learned, Logged, Lookup, changed_since, post_hash, record_hash};
 use crate::envelope::{Decoded, Event, MAX_BODY, Reason, Version};
@@ -17,6 +19,7 @@ use crate::indicators::rules::TallyKey;
 use crate::indicators::tally::Delta;
 use crate::ledger::{self, Before, Current, PostWithdrawal};
 use crate::records::{Change, Record, RecordKey, RecordType};
+use series::{preload_series, series_of};
 
 /// The PostgreSQL channel on which changed totals are announced.
 pub const TALLY_CHANNEL: &str = "ecpat_tallies";
@@ -235,6 +238,7 @@ async fn apply_stored(
     let new_events: Vec<(i64, &Event)> = kept.iter().map(|&&(seq, event, _)| (seq, event)).collect();
     let event_hashes: Vec<i64> = kept.iter().map(|&&(_, _, hash)| hash).collect();
     let mut outcome = Outcome { duplicates: copies.len(), ..Outcome::default() };
+    let posts = wanted.posts.clone();
     let (before, absent) = load_before(&mut *tx, wanted, known, preloaded).await?;
     let loaded = started.elapsed();
     let plan = ledger::plan(&before, &new_events);
@@ -246,8 +250,10 @@ async fn apply_stored(
     log_changes(&mut *tx, generation, &event_hashes, &plan.records, &plan.post_withdrawals).await?;
     let written = started.elapsed();
     // What the batch read and wrote, to know once it commits (the last state of a key wins).
+    let series = series_of(&posts, &before, &plan.records);
     let learned = Learned {
         generation,
+        series,
         records: absent
             .records
             .into_iter()
@@ -484,41 +490,42 @@ struct Absent {
     posts: Vec<String>,
 }
 
-/// What a batch's new events name: the records they change, the posts whose withdrawal
-/// they need, and the posts they withdraw.
+/// What a batch's new events name: the records they change, and the posts they withdraw
+/// or have a snapshot of.
 struct Wanted {
+    /// Records other than social series (those are read with their post).
     records: Vec<RecordKey>,
+    /// Posts, whose withdrawal and every series are read: a withdrawal is a version of
+    /// every series, and a snapshot may give the post new attributes, which every live
+    /// series then takes (see `ledger`).
     posts: Vec<String>,
-    withdrawn_posts: Vec<String>,
 }
 
 impl Wanted {
     fn of<'a>(events: impl Iterator<Item = &'a Event>) -> Wanted {
         let mut records = HashSet::new();
         let mut posts = HashSet::new();
-        let mut withdrawn_posts = HashSet::new();
         for event in events {
             for change in &event.changes {
                 match change {
-                    Change::Upsert(record) => {
-                        records.insert(record.key());
-                        posts.extend(record.group());
-                    }
+                    Change::Upsert(record) => match record.group() {
+                        Some(post) => {
+                            posts.insert(post);
+                        }
+                        None => {
+                            records.insert(record.key());
+                        }
+                    },
                     Change::Withdraw(key) => {
                         records.insert(key.clone());
                     }
                     Change::WithdrawPost(post) => {
                         posts.insert(post.clone());
-                        withdrawn_posts.insert(post.clone());
                     }
                 }
             }
         }
-        Wanted {
-            records: records.into_iter().collect(),
-            posts: posts.into_iter().collect(),
-            withdrawn_posts: withdrawn_posts.into_iter().collect(),
-        }
+        Wanted { records: records.into_iter().collect(), posts: posts.into_iter().collect() }
     }
 }
 
@@ -527,6 +534,8 @@ struct Preloaded {
     generation: i64,
     records: HashMap<RecordKey, Option<Current>>,
     posts: HashMap<String, Option<PostWithdrawal>>,
+    /// Every stored series of posts whose series this worker does not all know.
+    series: HashMap<String, Vec<(RecordKey, Current)>>,
 }
 
 /// Reads, before the apply lock, the current versions of what the batch names and this
@@ -632,7 +641,8 @@ async fn preload(tx: &mut PgConnection, wanted: &Wanted, known: &Known) -> Resul
             preloaded_posts.entry(post).or_insert(None);
         }
     }
-    Ok(Preloaded { generation, records, posts: preloaded_posts })
+    let series = preload_series(tx, wanted, known, generation).await?;
+    Ok(Preloaded { generation, records, posts: preloaded_posts, series })
 }
 
 impl Preloaded {
@@ -642,6 +652,7 @@ impl Preloaded {
         let Some(since) = changed_since(log, self.generation, generation) else {
             self.records.clear();
             self.posts.clear();
+            self.series.clear();
             return self;
         };
         let records: HashSet<i64> = since.iter().flat_map(|logged| logged.records.iter().copied()).collect();
@@ -650,7 +661,9 @@ impl Preloaded {
             self.records.retain(|key, _| !records.contains(&record_hash(key)));
         }
         if !posts.is_empty() {
+            // A post is logged when its withdrawal or any of its series changed.
             self.posts.retain(|post, _| !posts.contains(&post_hash(post)));
+            self.series.retain(|post, _| !posts.contains(&post_hash(post)));
         }
         self
     }
@@ -658,8 +671,9 @@ impl Preloaded {
 
 /// Loads, under the apply lock, the current versions of everything the new events name:
 /// from what this worker knows, else from what it preloaded and is still current, else from
-/// the database. Every series of a withdrawn post is read from the database (what a worker
-/// knows of a post may not hold all its series).
+/// the database. Every series of a post the batch withdraws or has a snapshot of is needed:
+/// from what this worker knows if it knows them all ([`Known::series`]), else read from the
+/// database (what it preloaded, by key, may not hold them all).
 async fn load_before(
     tx: &mut PgConnection,
     wanted: Wanted,
@@ -692,7 +706,18 @@ async fn load_before(
         }
     }
     let mut posts = Vec::new();
+    // The posts whose series this worker neither knows all of nor preloaded: read now.
+    let mut whole = Vec::new();
     for post in wanted.posts {
+        match known.series(&post) {
+            Some(series) => {
+                before.records.extend(series.into_iter().map(|(key, current)| (key.clone(), current.clone())));
+            }
+            None => match preloaded.series.remove(&post) {
+                Some(series) => before.records.extend(series),
+                None => whole.push(post.clone()),
+            },
+        }
         match known.post(&post) {
             Lookup::Stored(withdrawal) => {
                 before.post_withdrawals.insert(post, withdrawal.clone());
@@ -729,7 +754,7 @@ async fn load_before(
         .fetch_all(&mut *tx)
         .await?
     };
-    let by_post = if wanted.withdrawn_posts.is_empty() {
+    let by_post = if whole.is_empty() {
         vec![]
     } else {
         sqlx::query_as!(
@@ -737,7 +762,7 @@ async fn load_before(
             r#"select record_type, record_key, post_key, version_secs, version_nanos, version_subnanos, version_source,
                 version_id, event_seq, record::text as record
             from records where post_key = any($1::text[])"#,
-            &wanted.withdrawn_posts,
+            &whole,
         )
         .fetch_all(&mut *tx)
         .await?
@@ -946,8 +971,17 @@ async fn log_changes(
     records: &[(RecordKey, Current)],
     posts: &[(String, PostWithdrawal)],
 ) -> Result<(), sqlx::Error> {
+    // A post is logged when any of its series changed too: another worker that knows every
+    // series of the post may not know the new one (see `Known::series`).
+    let series_posts: HashSet<&String> = records.iter().filter_map(|(_, current)| current.post_key.as_ref()).collect();
+    let posts: Vec<i64> = posts
+        .iter()
+        .map(|(post, _)| post)
+        .filter(|post| !series_posts.contains(post))
+        .chain(series_posts.iter().copied())
+        .map(|post| post_hash(post))
+        .collect();
     let records: Vec<i64> = records.iter().map(|(key, _)| record_hash(key)).collect();
-    let posts: Vec<i64> = posts.iter().map(|(post, _)| post_hash(post)).collect();
     sqlx::query!(
         "with pruned as (delete from apply_log where generation <= $1 - $5::int8)
         insert into apply_log (generation, records, posts, events) values ($1, $2, $3, $4)",

@@ -2,7 +2,8 @@
 //!
 //! What a worker knows is what its own batches read and wrote. Every batch takes the next
 //! number of `apply_generation` under the apply lock and writes, in `apply_log`, the keys
-//! of the records and posts it changed (as hashes, see [`record_hash`]). A worker whose
+//! of the records and posts it changed (as hashes, see [`record_hash`]; a post is logged
+//! when its withdrawal or any of its series changed). A worker whose
 //! batch finds that other batches were applied since its own last commit forgets only what
 //! they changed; if their log is incomplete (pruned, or a hand edit that took a generation
 //! without logging), it forgets everything (see [`Known::check`]). Nothing is learned
@@ -30,10 +31,20 @@ pub struct Known {
     /// `None`: no such record is stored. Boxed: the table's slots stay small (a slot
     /// holding a whole record took most of the memory of a large table).
     records: HashMap<i64, (RecordKey, Option<Box<Current>>), ByHash>,
-    /// `None`: the post has no withdrawal.
-    posts: HashMap<i64, (String, Option<PostWithdrawal>), ByHash>,
+    posts: HashMap<i64, (String, KnownPost), ByHash>,
     /// Records (and posts) known at most; past it, some are forgotten (see [`Known::learn`]).
     capacity: usize,
+}
+
+/// What is known of a social post.
+#[derive(Debug)]
+struct KnownPost {
+    /// `None`: the post has no withdrawal.
+    withdrawal: Option<PostWithdrawal>,
+    /// The [`record_hash`] of every stored series of the post, when known (their current
+    /// versions are in `records`, unless forgotten since). Hashes, not keys: a few bytes a
+    /// series, whatever the number of posts known.
+    series: Option<Vec<i64>>,
 }
 
 /// The state of every record and post a committed batch read or wrote.
@@ -42,6 +53,8 @@ pub struct Learned {
     pub generation: i64,
     pub records: Vec<(RecordKey, Option<Current>)>,
     pub posts: Vec<(String, Option<PostWithdrawal>)>,
+    /// Every stored series of some of `posts` (whose current versions are in `records`).
+    pub series: Vec<(String, Vec<RecordKey>)>,
 }
 
 /// One row of `apply_log`: what another batch changed.
@@ -50,7 +63,7 @@ pub struct Logged {
     pub generation: i64,
     /// [`record_hash`] of each record it wrote.
     pub records: Vec<i64>,
-    /// [`post_hash`] of each post withdrawal it wrote.
+    /// [`post_hash`] of each post whose withdrawal or any series it wrote.
     pub posts: Vec<i64>,
     /// The hash of the key of each event it stored (`batch::event_hash`).
     pub events: Vec<i64>,
@@ -116,10 +129,32 @@ impl Known {
 
     pub fn post(&self, post: &str) -> Lookup<'_, PostWithdrawal> {
         match self.posts.get(&post_hash(post)) {
-            Some((known, Some(withdrawal))) if known == post => Lookup::Stored(withdrawal),
-            Some((known, None)) if known == post => Lookup::Absent,
+            Some((known, KnownPost { withdrawal: Some(withdrawal), .. })) if known == post => {
+                Lookup::Stored(withdrawal)
+            }
+            Some((known, KnownPost { withdrawal: None, .. })) if known == post => Lookup::Absent,
             _ => Lookup::Unknown,
         }
+    }
+
+    /// Every stored series of `post` with its current version, if this worker knows them
+    /// all (`None`: read them).
+    pub fn series(&self, post: &str) -> Option<Vec<(&RecordKey, &Current)>> {
+        let (known, entry) = self.posts.get(&post_hash(post))?;
+        if known != post {
+            return None;
+        }
+        let hashes = entry.series.as_ref()?;
+        hashes
+            .iter()
+            .map(|hash| match self.records.get(hash) {
+                // Another record that shares the hash is not taken for the series.
+                Some((key, Some(current))) if current.post_key.as_deref() == Some(post) => {
+                    Some((key, current.as_ref()))
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// After a batch committed: keeps what it read and wrote. Past the capacity, a quarter
@@ -139,7 +174,25 @@ impl Known {
             self.records.extend(
                 learned.records.into_iter().map(|(key, current)| (record_hash(&key), (key, current.map(Box::new)))),
             );
-            self.posts.extend(learned.posts.into_iter().map(|(post, w)| (post_hash(&post), (post, w))));
+            self.posts.extend(
+                learned
+                    .posts
+                    .into_iter()
+                    .map(|(post, withdrawal)| (post_hash(&post), (post, KnownPost { withdrawal, series: None }))),
+            );
+            for (post, series) in learned.series {
+                let mut hashes: Vec<i64> = series.iter().map(record_hash).collect();
+                hashes.sort_unstable();
+                hashes.dedup();
+                // Two series of one post that share a hash: the post's series are read each time.
+                let distinct = hashes.len() == series.len();
+                if let Some((known, entry)) = self.posts.get_mut(&post_hash(&post))
+                    && *known == post
+                    && distinct
+                {
+                    entry.series = Some(hashes);
+                }
+            }
         }
         self.generation = Some(learned.generation);
     }
@@ -244,7 +297,7 @@ mod tests {
 
     fn learned(generation: i64, keys: &[(&str, Option<i64>)]) -> Learned {
         let records = keys.iter().map(|(k, seq)| (key(k), seq.map(current))).collect();
-        Learned { generation, records, posts: vec![("p".into(), None)] }
+        Learned { generation, records, posts: vec![("p".into(), None)], series: vec![] }
     }
 
     #[test]
@@ -263,7 +316,7 @@ mod tests {
     fn a_capacity_of_0_keeps_nothing_not_even_posts() {
         let mut known = Known::new(0);
         known.check(1, &[]);
-        known.learn(Learned { generation: 1, records: vec![], posts: vec![("p".into(), None)] });
+        known.learn(Learned { generation: 1, records: vec![], posts: vec![("p".into(), None)], series: vec![] });
         known.check(2, &[]);
         assert!(matches!(known.post("p"), Lookup::Unknown));
     }
@@ -341,9 +394,53 @@ mod tests {
     fn a_key_sharing_its_hash_with_a_known_one_is_not_taken_for_it() {
         let mut known = Known::new(10);
         known.records.insert(record_hash(&key("a")), (key("b"), Some(Box::new(current(1)))));
-        known.posts.insert(post_hash("p"), ("q".into(), None));
+        known.posts.insert(post_hash("p"), ("q".into(), KnownPost { withdrawal: None, series: Some(vec![]) }));
+        let series = RecordKey { record_type: RecordType::SocialPost, key: "s".into() };
+        let mut of_another = current(1);
+        of_another.post_key = Some("q".into());
+        known.records.insert(record_hash(&series), (series.clone(), Some(Box::new(of_another))));
+        known.posts.insert(
+            post_hash("r"),
+            ("r".into(), KnownPost { withdrawal: None, series: Some(vec![record_hash(&series)]) }),
+        );
+        assert!(known.series("r").is_none(), "a record of another post is not one of its series");
         assert!(matches!(known.record(&key("a")), Lookup::Unknown));
         assert!(matches!(known.post("p"), Lookup::Unknown));
+        assert!(known.series("p").is_none());
+    }
+
+    #[test]
+    fn a_posts_series_are_known_while_each_of_them_is_and_the_post_is() {
+        let series = |k: &str| RecordKey { record_type: RecordType::SocialPost, key: k.into() };
+        let of_p = || {
+            let mut current = current(1);
+            current.post_key = Some("p".into());
+            Some(current)
+        };
+        let learned = |generation| Learned {
+            generation,
+            records: vec![(series("p-likes"), of_p()), (series("p-shares"), of_p())],
+            posts: vec![("p".into(), None)],
+            series: vec![("p".into(), vec![series("p-likes"), series("p-shares")])],
+        };
+        let mut known = Known::new(10);
+        known.check(1, &[]);
+        known.learn(learned(1));
+        known.check(2, &[]);
+        assert_eq!(known.series("p").map(|all| all.len()), Some(2));
+        assert!(known.series("q").is_none());
+
+        // Another worker changed one series: that one is forgotten, so are the post's series.
+        let one = Logged { generation: 2, records: vec![record_hash(&series("p-shares"))], ..Default::default() };
+        known.check(3, &[one]);
+        assert!(known.series("p").is_none());
+
+        // Another worker gave the post a new series: it logged the post.
+        known.learn(learned(3));
+        let new = Logged { generation: 4, posts: vec![post_hash("p")], ..Default::default() };
+        known.check(5, &[new]);
+        assert!(known.series("p").is_none());
+        assert!(matches!(known.record(&series("p-likes")), Lookup::Stored(_)));
     }
 
     #[test]

@@ -47,9 +47,12 @@ pub fn connect_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
     Ok(if loopback && !url.contains("sslmode") { options.ssl_mode(PgSslMode::Disable) } else { options })
 }
 
-/// Applies the pending migrations.
+/// Applies the pending migrations, then rebuilds the tallies if one of them changed stored
+/// records (see [`recompute::if_pending`]).
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    sqlx::migrate!("./migrations").run(pool).await
+    sqlx::migrate!("./migrations").run(pool).await?;
+    recompute::if_pending(pool).await.map_err(sqlx::migrate::MigrateError::Execute)?;
+    Ok(())
 }
 
 /// Whether an error may go away by itself (connection lost, pool exhausted, server

@@ -1,4 +1,6 @@
-//! Rebuilding every tally from the current records, under the same lock as batches.
+//! Rebuilding every tally from the current records, under the same lock as batches: on
+//! demand (`recompute`), or once after a migration that changed stored records asked for
+//! it in `pending_recompute`.
 
 use sqlx::PgPool;
 
@@ -16,6 +18,38 @@ use crate::records::Record;
 pub async fn recompute(pool: &PgPool) -> Result<usize, sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query!("select pg_advisory_xact_lock($1)", APPLY_LOCK).execute(&mut *tx).await?;
+    let counted = rebuild(&mut tx).await?;
+    tx.commit().await?;
+    Ok(counted)
+}
+
+/// Rebuilds every tally if a migration asked for it; returns the number of records counted
+/// if it did. Run by `migrate`, before any batch of the new version is applied.
+pub async fn if_pending(pool: &PgPool) -> Result<Option<usize>, sqlx::Error> {
+    // Looked up first without the lock: nearly always there is nothing to do, and every
+    // command starts with a migrate.
+    if !sqlx::query_scalar!(r#"select exists (select from pending_recompute) as "pending!""#).fetch_one(pool).await? {
+        return Ok(None);
+    }
+    let mut tx = pool.begin().await?;
+    sqlx::query!("select pg_advisory_xact_lock($1)", APPLY_LOCK).execute(&mut *tx).await?;
+    let reasons =
+        sqlx::query_scalar!("select reason from pending_recompute order by reason").fetch_all(&mut *tx).await?;
+    if reasons.is_empty() {
+        // Another process rebuilt them meanwhile.
+        return Ok(None);
+    }
+    tracing::info!(reasons = reasons.join("; "), "Rebuilding every tally from the current records after a migration.");
+    let counted = rebuild(&mut tx).await?;
+    tx.commit().await?;
+    tracing::info!(records = counted, "Tallies rebuilt.");
+    Ok(Some(counted))
+}
+
+/// Under the apply lock: replaces every tally with the values computed from the current
+/// records, and tells dashboards of every total that changed. Any rebuild satisfies what a
+/// migration asked for.
+async fn rebuild(tx: &mut PgConnection) -> Result<usize, sqlx::Error> {
     let rows = sqlx::query_scalar!(r#"select record::text as "record!" from records where record is not null"#)
         .fetch_all(&mut *tx)
         .await?;
@@ -26,12 +60,12 @@ pub async fn recompute(pool: &PgPool) -> Result<usize, sqlx::Error> {
         delta.add(&record, 1);
     }
     delta.prune();
-    let before = totals(&mut tx).await?;
+    let before = totals(&mut *tx).await?;
     sqlx::query!("delete from tally_items").execute(&mut *tx).await?;
     sqlx::query!("delete from tallies").execute(&mut *tx).await?;
-    apply_delta_in(&mut tx, delta).await?;
+    apply_delta_in(&mut *tx, delta).await?;
     // Dashboards hear of every total that recompute changed (a vanished total is now 0).
-    let after = totals(&mut tx).await?;
+    let after = totals(&mut *tx).await?;
     let changed: Vec<TotalChange> = before
         .keys()
         .chain(after.keys())
@@ -44,8 +78,8 @@ pub async fn recompute(pool: &PgPool) -> Result<usize, sqlx::Error> {
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    notify(&mut tx, &changed).await?;
-    tx.commit().await?;
+    notify(&mut *tx, &changed).await?;
+    sqlx::query!("delete from pending_recompute").execute(&mut *tx).await?;
     Ok(rows.len())
 }
 

@@ -71,13 +71,17 @@ fn key_of(record_type: &str, d: &Value) -> Vec<String> {
 }
 
 /// The current records: (record_type, key) -> data, for social posts one entry per series
-/// with key [platform, post_id, metric] and the metric's value under `data["value"]`.
+/// with key [platform, post_id, metric], the metric's value under `data["value"]` (from the
+/// series' latest version) and the post's attributes from its latest snapshot, whichever
+/// metrics that one carries.
 fn current_records(arrivals: &[Value]) -> BTreeMap<(String, Vec<String>), Value> {
     let mut seen = HashSet::new();
     let events: Vec<&Value> = arrivals.iter().filter(|e| seen.insert((s(&e["source"]), s(&e["id"])))).collect();
     // Every version of every key, None for withdrawals.
     let mut versions: HashMap<RecordId, Vec<(Version, Option<Value>)>> = HashMap::new();
     let mut post_withdrawals: HashMap<Vec<String>, Vec<Version>> = HashMap::new();
+    // Each post's latest snapshot, whatever metrics it carries: the post's attributes.
+    let mut latest_snapshots: HashMap<Vec<String>, (Version, Value)> = HashMap::new();
     for event in &events {
         let v = version(event);
         let d = &event["data"];
@@ -95,6 +99,10 @@ fn current_records(arrivals: &[Value]) -> BTreeMap<(String, Vec<String>), Value>
         let record_type = record_type_of(event_type);
         let key = key_of(record_type, d);
         if record_type == "social_post" {
+            let latest = latest_snapshots.entry(key.clone()).or_insert_with(|| (v.clone(), d.clone()));
+            if latest.0 < v {
+                *latest = (v.clone(), d.clone());
+            }
             for (metric, value) in d["metrics"].as_object().unwrap() {
                 let mut series = d.clone();
                 series["metric"] = Value::from(metric.as_str());
@@ -115,7 +123,13 @@ fn current_records(arrivals: &[Value]) -> BTreeMap<(String, Vec<String>), Value>
             }
         }
         let latest = list.into_iter().max_by(|a, b| a.0.cmp(&b.0)).unwrap();
-        if let Some(data) = latest.1 {
+        if let Some(mut data) = latest.1 {
+            if record_type == "social_post" {
+                let attributes = &latest_snapshots[&key[..2]].1;
+                for field in ["member", "published_at", "publication_id", "url"] {
+                    data[field] = attributes.get(field).cloned().unwrap_or(Value::Null);
+                }
+            }
             current.insert((record_type, key), data);
         }
     }
