@@ -4,9 +4,11 @@
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
+use std::time::Duration;
+
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::uri::AMQPUri;
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ErrorKind, ExchangeKind};
 use serde_json::{Map, Value};
 
 use crate::config::{Amqp, redact};
@@ -16,6 +18,13 @@ use crate::config::{Amqp, redact};
 pub enum BrokerError {
     #[error("invalid RabbitMQ URL {url}: {reason}")]
     InvalidUrl { url: String, reason: String },
+    #[error("RabbitMQ at {url} did not answer within {} s", .timeout.as_secs_f32())]
+    TimedOut { url: String, timeout: Duration },
+    #[error("RabbitMQ at {url} refused the login of user {user:?}: wrong user name or password ({reason})")]
+    LoginRefused { url: String, user: String, reason: String },
+    /// The broker answered and said no for another reason, such as an unknown virtual host.
+    #[error("RabbitMQ at {url} refused the connection: {reason}")]
+    Refused { url: String, reason: String },
     #[error("cannot connect to RabbitMQ at {url}: {source}")]
     Connect { url: String, source: lapin::Error },
     #[error("RabbitMQ error: {0}")]
@@ -26,7 +35,16 @@ pub enum BrokerError {
     NotConfirmed(usize),
 }
 
-/// Opens a connection named after this process, so operators can find it.
+impl BrokerError {
+    /// Whether the broker refused this client (credentials, virtual host): retrying soon
+    /// will not help, someone must change the settings or the broker.
+    pub fn is_refused(&self) -> bool {
+        matches!(self, BrokerError::LoginRefused { .. } | BrokerError::Refused { .. })
+    }
+}
+
+/// Opens a connection named after this process, so operators can find it; connecting
+/// takes at most `amqp.connect_timeout_secs`.
 pub async fn connect(settings: &Amqp, name: &str) -> Result<Connection, BrokerError> {
     let url = redact(&settings.url);
     // Parsed here because lapin's parse errors can quote the whole URL, password included.
@@ -34,9 +52,24 @@ pub async fn connect(settings: &Amqp, name: &str) -> Result<Connection, BrokerEr
         reason: reason.replace(&settings.url, &url),
         url: url.clone(),
     })?;
+    let user = uri.authority.userinfo.username.clone();
     let properties = ConnectionProperties::default().with_connection_name(name.into());
-    Connection::connect_uri(uri, properties).await.map_err(|source| BrokerError::Connect { url, source })
+    let timeout = settings.connect_timeout();
+    match tokio::time::timeout(timeout, Connection::connect_uri(uri, properties)).await {
+        Err(_) => Err(BrokerError::TimedOut { url, timeout }),
+        Ok(Ok(connection)) => Ok(connection),
+        Ok(Err(source)) => Err(match source.kind() {
+            ErrorKind::ProtocolError(e) if e.get_id() == ACCESS_REFUSED => {
+                BrokerError::LoginRefused { url, user, reason: e.get_message().to_string() }
+            }
+            ErrorKind::ProtocolError(e) => BrokerError::Refused { url, reason: e.to_string() },
+            _ => BrokerError::Connect { url, source },
+        }),
+    }
 }
+
+/// The reply code of a refused login.
+const ACCESS_REFUSED: u16 = 403;
 
 /// Declares, idempotently, the exchanges and queues the service uses.
 pub async fn declare_topology(channel: &Channel, settings: &Amqp) -> Result<(), BrokerError> {

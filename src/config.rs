@@ -1,8 +1,10 @@
-//! Settings: `config/default.toml`, then `config/local.toml` if present, then the
-//! environment (`ECPAT_<SECTION>__<KEY>`); `DATABASE_URL`, `AMQP_URL` and `HTTP_ADDR`
-//! always win.
+//! Settings: the defaults built into the binary (`config/default.toml`), then the
+//! configuration folder's `default.toml` and `local.toml` if present, then the environment
+//! (`ECPAT_<SECTION>__<KEY>`); `DATABASE_URL`, `AMQP_URL` and `HTTP_ADDR` always win.
+//! Relative paths in the settings are relative to the configuration folder.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -14,6 +16,7 @@ pub struct Settings {
     pub consumer: Consumer,
     pub http: Http,
     pub log: Log,
+    #[serde(default)]
     pub catalogue: CataloguePath,
     pub collector: Collector,
 }
@@ -22,6 +25,15 @@ pub struct Settings {
 pub struct Database {
     pub url: String,
     pub max_connections: u32,
+    /// How long opening a connection may take (a server that accepts TCP and never answers
+    /// must not hang a command).
+    pub connect_timeout_secs: u64,
+}
+
+impl Database {
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout_secs)
+    }
 }
 
 /// The broker and the topology of docs/events.md.
@@ -35,6 +47,14 @@ pub struct Amqp {
     pub dead_letter_queue: String,
     pub delivery_limit: i64,
     pub prefetch: u16,
+    /// How long connecting (TCP, TLS and the AMQP handshake) may take.
+    pub connect_timeout_secs: u64,
+}
+
+impl Amqp {
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout_secs)
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -62,9 +82,10 @@ pub struct Log {
     pub format: String,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 pub struct CataloguePath {
-    pub path: PathBuf,
+    /// A catalogue file replacing the one built into the binary.
+    pub path: Option<PathBuf>,
 }
 
 /// The social-metrics collector (`ecpat-indicators collect`). Platform tokens are not
@@ -100,11 +121,16 @@ pub struct Collector {
     pub facebook_url: String,
 }
 
+/// The defaults, built in so that the binary runs from any folder.
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
 impl Settings {
-    /// Loads the layers from `dir` (usually `config`) and the environment.
+    /// Loads the built-in defaults, the files of `dir` (usually `config`; neither file is
+    /// required) and the environment; relative paths are then taken relative to `dir`.
     pub fn load(dir: &Path) -> Result<Self, config::ConfigError> {
         let mut builder = config::Config::builder()
-            .add_source(config::File::from(dir.join("default.toml")))
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
+            .add_source(config::File::from(dir.join("default.toml")).required(false))
             .add_source(config::File::from(dir.join("local.toml")).required(false))
             .add_source(config::Environment::with_prefix("ECPAT").prefix_separator("_").separator("__"));
         for (var, key) in [("DATABASE_URL", "database.url"), ("AMQP_URL", "amqp.url"), ("HTTP_ADDR", "http.addr")] {
@@ -112,13 +138,23 @@ impl Settings {
                 builder = builder.set_override(key, value)?;
             }
         }
-        builder.build()?.try_deserialize()
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        if let Some(path) = settings.catalogue.path.as_mut()
+            && path.is_relative()
+        {
+            *path = dir.join(&*path);
+        }
+        Ok(settings)
     }
 }
 
 /// A URL with its password replaced by `***`, for logs and error messages: the password of
 /// the user information, with or without `//` after the scheme (`amqp:user:pass@host` is
-/// malformed but must not leak either), and any `password` query parameter.
+/// malformed but must not leak either), and any `password` query parameter. A user name
+/// without a password is shown as it is.
+///
+/// Written by hand rather than with the `url` crate: a password with an unescaped `/` makes
+/// it read `postgres://u:12/s@db` as host `u`, port 12 and a path holding the password.
 pub fn redact(url: &str) -> String {
     let Some(colon) = url.find(':') else { return url.to_owned() };
     let start = if url[colon + 1..].starts_with("//") { colon + 3 } else { colon + 1 };
@@ -126,7 +162,10 @@ pub fn redact(url: &str) -> String {
     // The user information ends at the last `@` before the query, so that a password with
     // an unescaped `/`, `#` or `@` is hidden too.
     let (userinfo, tail) = match rest[..rest.find('?').unwrap_or(rest.len())].rfind('@') {
-        Some(at) => (format!("{}:***@", rest[..at].split(':').next().unwrap_or("")), &rest[at + 1..]),
+        Some(at) => match rest[..at].split_once(':') {
+            Some((user, _)) => (format!("{user}:***@"), &rest[at + 1..]),
+            None => (format!("{}@", &rest[..at]), &rest[at + 1..]),
+        },
         None => (String::new(), rest),
     };
     let tail = match tail.split_once('?') {
@@ -158,10 +197,17 @@ mod tests {
         assert_eq!(redact("amqp:u:s3cret@broker/%2f"), "amqp:u:***@broker/%2f");
         assert_eq!(
             redact("postgres://app@db/ecpat?sslmode=require&password=s3cret&x=1#f"),
-            "postgres://app:***@db/ecpat?sslmode=require&password=***&x=1#f"
+            "postgres://app@db/ecpat?sslmode=require&password=***&x=1#f"
         );
         assert_eq!(redact("postgres:///ecpat?PASSWORD=s3cret"), "postgres:///ecpat?PASSWORD=***");
         assert_eq!(redact("postgres://u:p/a#s@s@db/x"), "postgres://u:***@db/x");
         assert_eq!(redact("not a url"), "not a url");
+    }
+
+    #[test]
+    fn a_user_without_a_password_is_shown_as_given() {
+        assert_eq!(redact("postgres://app@db/x"), "postgres://app@db/x");
+        assert_eq!(redact("amqp://guest@127.0.0.1:5672/%2f"), "amqp://guest@127.0.0.1:5672/%2f");
+        assert_eq!(redact("postgres://app:@db/x"), "postgres://app:***@db/x");
     }
 }

@@ -23,6 +23,7 @@ use crate::metrics;
 use crate::store::batch::{self, EventKeys, Message, Outcome, Stored};
 use crate::store::is_transient;
 use crate::store::known::Known;
+use crate::telemetry::one_line;
 
 /// Runs until `shutdown` turns true: consumes, reconnecting whenever the broker is lost.
 pub async fn run(settings: Settings, pool: PgPool, health: Arc<Health>, mut shutdown: watch::Receiver<bool>) {
@@ -30,10 +31,25 @@ pub async fn run(settings: Settings, pool: PgPool, health: Arc<Health>, mut shut
     while !*shutdown.borrow() {
         match session(&settings, &pool, &health, &mut shutdown).await {
             Ok(()) => break,
+            Err(e) if e.is_refused() => {
+                // Credentials or a virtual host are wrong: someone must act, and trying
+                // again at once only floods the logs (and the broker's).
+                health.set_consuming(false);
+                let wait = backoff.longest();
+                error!(
+                    error = one_line(&e),
+                    retry_in_ms = wait.as_millis() as u64,
+                    "RabbitMQ refused the worker; retrying."
+                );
+                tokio::select! {
+                    _ = sleep(wait) => {}
+                    _ = shutdown.wait_for(|stop| *stop) => {}
+                }
+            }
             Err(e) => {
                 health.set_consuming(false);
                 let wait = backoff.next();
-                warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "Lost the broker; reconnecting.");
+                warn!(error = one_line(&e), retry_in_ms = wait.as_millis() as u64, "Lost the broker; reconnecting.");
                 tokio::select! {
                     _ = sleep(wait) => {}
                     _ = shutdown.wait_for(|stop| *stop) => {}
@@ -59,7 +75,10 @@ async fn session(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), BrokerError> {
     let name = format!("ecpat-indicators worker pid {}", std::process::id());
-    let connection = broker::connect(&settings.amqp, &name).await?;
+    let connection = tokio::select! {
+        connection = broker::connect(&settings.amqp, &name) => connection?,
+        _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+    };
     let channel = connection.create_channel().await?;
     broker::declare_topology(&channel, &settings.amqp).await?;
     let window = Window::new(settings.amqp.prefetch, settings.consumer.events_in_flight);
@@ -554,6 +573,12 @@ impl Backoff {
         // Up to 25% jitter, so that several workers do not retry in step.
         let jitter = wait.as_millis() as u64 * (u64::from(std::process::id()) % 7 + rand_nanos() % 19) / 100;
         wait + Duration::from_millis(jitter)
+    }
+
+    /// The longest wait (and the waits after it stay there until a reset).
+    fn longest(&mut self) -> Duration {
+        self.current = self.max;
+        self.next()
     }
 
     fn reset(&mut self) {

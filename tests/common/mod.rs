@@ -58,7 +58,7 @@ impl TestEnv {
         settings.amqp.queue = format!("{name}.indicators");
         settings.amqp.dead_letter_exchange = format!("{name}.events.dead");
         settings.amqp.dead_letter_queue = format!("{name}.indicators.dead");
-        settings.catalogue.path = crate_dir().join("config/indicators.toml");
+        settings.catalogue.path = Some(crate_dir().join("config/indicators.toml"));
         let pool = ecpat_indicators::app::migrate(&settings)
             .await
             .unwrap_or_else(|e| panic!("PostgreSQL must be running at {} for the tests: {e:#}", database_base()));
