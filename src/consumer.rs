@@ -39,7 +39,7 @@ pub async fn run(settings: Settings, pool: PgPool, health: Arc<Health>, mut shut
                 error!(
                     error = one_line(&e),
                     retry_in_ms = wait.as_millis() as u64,
-                    "RabbitMQ refused the worker; retrying."
+                    "Lost the broker: it refuses this worker (login or virtual host); retrying slowly."
                 );
                 tokio::select! {
                     _ = sleep(wait) => {}
