@@ -29,7 +29,7 @@ use crate::telemetry::one_line;
 pub async fn run(settings: Settings, pool: PgPool, health: Arc<Health>, mut shutdown: watch::Receiver<bool>) {
     let mut backoff = Backoff::new(&settings);
     while !*shutdown.borrow() {
-        match session(&settings, &pool, &health, &mut shutdown).await {
+        match session(&settings, &pool, &health, &mut shutdown, &mut backoff).await {
             Ok(()) => break,
             Err(e) if e.is_refused() => {
                 // Credentials or a virtual host are wrong: someone must act, and trying
@@ -65,6 +65,7 @@ pub async fn run(settings: Settings, pool: PgPool, health: Arc<Health>, mut shut
 type Batch = Vec<(Delivery, Message)>;
 
 /// One connection's life: declare, consume, apply batches. Returns `Ok` on shutdown.
+/// Once it consumes, the reconnection `backoff` starts over.
 ///
 /// A reader task takes and decodes the next batch while the current one is applied, so
 /// decoding overlaps the database's work; batches are applied (and acknowledged) in order.
@@ -73,6 +74,7 @@ async fn session(
     pool: &PgPool,
     health: &Health,
     shutdown: &mut watch::Receiver<bool>,
+    backoff: &mut Backoff,
 ) -> Result<(), BrokerError> {
     let name = format!("ecpat-indicators worker pid {}", std::process::id());
     let connection = tokio::select! {
@@ -85,6 +87,7 @@ async fn session(
     let tag = consumer_tag(0);
     let consumer = consume(&channel, &settings.amqp.queue, &tag, window.current).await?;
     health.set_consuming(true);
+    backoff.reset();
     info!(queue = %settings.amqp.queue, prefetch = window.current, "Consuming.");
 
     let (sender, mut batches) = mpsc::channel::<Batch>(1);
