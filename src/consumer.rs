@@ -442,7 +442,7 @@ async fn process(
                 if is_transient(&e) {
                     may_have_committed(&mut messages);
                 }
-                warn!(error = %e, "Batch failed; applying it again.");
+                warn!(error = one_line(&e), "Batch failed; applying it again.");
                 pipeline.set_back().await;
             }
         }
@@ -454,7 +454,11 @@ async fn process(
         }
         Applied::ShuttingDown => Ok(false),
         Applied::Failed(e) => {
-            warn!(error = %e, messages = messages.len(), "Batch failed permanently; applying its messages one by one.");
+            warn!(
+                error = one_line(&e),
+                messages = messages.len(),
+                "Batch failed permanently; applying its messages one by one."
+            );
             for (delivery, mut message) in deliveries.iter().zip(messages) {
                 message.maybe_applied = true;
                 let one = std::slice::from_mut(&mut message);
@@ -467,7 +471,7 @@ async fn process(
                     Applied::Failed(e) => {
                         // Back to the queue; after the delivery limit the broker moves it to
                         // the dead-letter queue, where it is kept for an operator.
-                        error!(error = %e, routing_key = %message.routing_key, "Message cannot be applied; returning it to the queue.");
+                        error!(error = one_line(&e), routing_key = %message.routing_key, "Message cannot be applied; returning it to the queue.");
                         metrics::message_returned();
                         channel
                             .basic_nack(delivery.delivery_tag, BasicNackOptions { multiple: false, requeue: true })
@@ -520,7 +524,11 @@ async fn apply_with_retry(
                 health.set_database_ok(false);
                 metrics::batch_retried();
                 let wait = backoff.next();
-                warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "Database unavailable; batch not acknowledged, retrying.");
+                warn!(
+                    error = one_line(&e),
+                    retry_in_ms = wait.as_millis() as u64,
+                    "Database unavailable; batch not acknowledged, retrying."
+                );
                 tokio::select! {
                     _ = sleep(wait) => {}
                     _ = shutdown.wait_for(|stop| *stop) => return Applied::ShuttingDown,

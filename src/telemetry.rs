@@ -24,14 +24,22 @@ pub fn init(format: &str) {
 /// An error and its causes on one line, joined by `: `. A cause whose text the line already
 /// ends with is left out: many errors repeat their source in their own message.
 pub fn one_line(error: &(dyn Error + 'static)) -> String {
-    let mut line = error.to_string();
-    let mut cause = error.source();
-    while let Some(error) = cause {
-        let text = error.to_string();
-        if !text.is_empty() && !line.ends_with(&text) {
+    let mut line = String::new();
+    let mut next = Some(error);
+    while let Some(error) = next {
+        // PostgreSQL's errors end with the line of the server's source code that raised them
+        // (`role "x" does not exist at line 768`), which means nothing to whoever reads the
+        // message; their source is that same error again.
+        let (text, source) = match error.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::Database(db)) => (format!("error returned from database: {}", db.message()), None),
+            _ => (error.to_string(), error.source()),
+        };
+        if line.is_empty() {
+            line = text;
+        } else if !text.is_empty() && !line.ends_with(&text) {
             line = format!("{line}: {text}");
         }
-        cause = error.source();
+        next = source;
     }
     line
 }

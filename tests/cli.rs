@@ -412,3 +412,32 @@ async fn relative_paths_are_relative_to_the_configuration_folder() {
     std::fs::remove_dir_all(elsewhere).unwrap();
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_missing_role_is_logged_without_the_servers_source_line() {
+    let mut no_role = url::Url::parse(&database_base()).unwrap();
+    no_role.set_username("no_such_role").unwrap();
+    no_role.set_password(None).unwrap();
+    no_role.set_path("ecpat");
+    let (url, http) = (no_role.to_string(), free_addr());
+    let vars = [("DATABASE_URL", url.as_str()), ("HTTP_ADDR", http.as_str())];
+    let mut child = binary(&crate_dir(), &["run"], &vars).spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    // Both the migrations and the live stream's listener try to connect, and say why not.
+    let mut seen = Vec::new();
+    timeout(WAIT, async {
+        while !(seen.iter().any(|l: &String| l.contains("Cannot migrate yet"))
+            && seen.iter().any(|l| l.contains("Cannot LISTEN")))
+        {
+            seen.push(lines.next_line().await.unwrap().expect("run keeps running"));
+        }
+    })
+    .await
+    .expect("both say why they cannot connect");
+    for line in seen.iter().filter(|l| l.contains("WARN")) {
+        assert!(line.contains(r#"role \"no_such_role\" does not exist"#), "{line}");
+        assert!(!line.contains(" at line "), "PostgreSQL's source line means nothing here: {line}");
+    }
+    signal(child.id().unwrap(), "TERM");
+    assert!(timeout(STOP, child.wait()).await.expect("run stops on SIGTERM").unwrap().success());
+}
