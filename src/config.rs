@@ -187,7 +187,24 @@ pub fn redact(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use std::path::Path;
+
+    use super::{Settings, redact};
+
+    #[test]
+    fn the_defaults_need_no_file_and_relative_paths_follow_the_configuration_folder() {
+        let settings = Settings::load(Path::new("/no/such/folder")).expect("the built-in defaults suffice");
+        assert_eq!(settings.database.connect_timeout_secs, 10);
+        assert_eq!(settings.amqp.connect_timeout_secs, 10);
+        assert_eq!(settings.catalogue.path, None, "the built-in catalogue");
+
+        let dir = std::env::temp_dir().join(format!("ecpat-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("local.toml"), "[catalogue]\npath = \"ours/indicators.toml\"\n").unwrap();
+        let settings = Settings::load(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(settings.catalogue.path, Some(dir.join("ours/indicators.toml")));
+    }
 
     #[test]
     fn passwords_never_survive_redaction() {
