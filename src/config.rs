@@ -124,9 +124,14 @@ pub struct Collector {
 /// The defaults, built in so that the binary runs from any folder.
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
+/// The catalogue's file in the configuration folder, read instead of the built-in one when
+/// present and `catalogue.path` is not set.
+const CATALOGUE: &str = "indicators.toml";
+
 impl Settings {
-    /// Loads the built-in defaults, the files of `dir` (usually `config`; neither file is
-    /// required) and the environment; relative paths are then taken relative to `dir`.
+    /// Loads the built-in defaults, the files of `dir` (usually `config`; none is required)
+    /// and the environment; relative paths are then taken relative to `dir`. Without a
+    /// `catalogue.path`, the catalogue is `dir/indicators.toml` if present, else built in.
     pub fn load(dir: &Path) -> Result<Self, config::ConfigError> {
         let mut builder = config::Config::builder()
             .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
@@ -139,10 +144,12 @@ impl Settings {
             }
         }
         let mut settings: Settings = builder.build()?.try_deserialize()?;
-        if let Some(path) = settings.catalogue.path.as_mut()
-            && path.is_relative()
-        {
-            *path = dir.join(&*path);
+        let catalogue = &mut settings.catalogue.path;
+        match catalogue {
+            Some(path) if path.is_relative() => *path = dir.join(&*path),
+            Some(_) => {}
+            // The folder's own catalogue, like its other files, overrides the built-in one.
+            None => *catalogue = Some(dir.join(CATALOGUE)).filter(|path| path.is_file()),
         }
         Ok(settings)
     }
@@ -192,7 +199,7 @@ mod tests {
     use super::{Settings, redact};
 
     #[test]
-    fn the_defaults_need_no_file_and_relative_paths_follow_the_configuration_folder() {
+    fn the_defaults_need_no_file_and_the_catalogue_follows_the_configuration_folder() {
         let settings = Settings::load(Path::new("/no/such/folder")).expect("the built-in defaults suffice");
         assert_eq!(settings.database.connect_timeout_secs, 10);
         assert_eq!(settings.amqp.connect_timeout_secs, 10);
@@ -202,8 +209,13 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("local.toml"), "[catalogue]\npath = \"ours/indicators.toml\"\n").unwrap();
         let settings = Settings::load(&dir).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(settings.catalogue.path, Some(dir.join("ours/indicators.toml")));
+
+        std::fs::remove_file(dir.join("local.toml")).unwrap();
+        std::fs::write(dir.join("indicators.toml"), "").unwrap();
+        let settings = Settings::load(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(settings.catalogue.path, Some(dir.join("indicators.toml")), "the folder's own catalogue");
     }
 
     #[test]
