@@ -1,11 +1,13 @@
 //! RabbitMQ: connecting, declaring the topology of docs/events.md, and publishing with
 //! publisher confirms.
 
+mod socket;
+
+use std::time::Duration;
+
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
-use std::time::Duration;
-
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::uri::AMQPUri;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ErrorKind, ExchangeKind};
@@ -55,8 +57,12 @@ pub async fn connect(settings: &Amqp, name: &str) -> Result<Connection, BrokerEr
     let user = uri.authority.userinfo.username.clone();
     let properties = ConnectionProperties::default().with_connection_name(name.into());
     let timeout = settings.connect_timeout();
-    match tokio::time::timeout(timeout, Connection::connect_uri(uri, properties)).await {
-        Err(_) => Err(BrokerError::TimedOut { url, timeout }),
+    let closer = socket::Closer::default();
+    match tokio::time::timeout(timeout, socket::open(uri, properties, closer.clone())).await {
+        Err(_) => {
+            closer.close();
+            Err(BrokerError::TimedOut { url, timeout })
+        }
         Ok(Ok(connection)) => Ok(connection),
         Ok(Err(source)) => Err(match source.kind() {
             ErrorKind::ProtocolError(e) if e.get_id() == ACCESS_REFUSED => {

@@ -8,14 +8,15 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{TestEnv, Worker, amqp_url, database_base};
 use futures::future::join_all;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::Command;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::timeout;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_ecpat-indicators");
@@ -27,6 +28,8 @@ const STOP: Duration = Duration::from_secs(10);
 struct Silent {
     port: u16,
     accepted: mpsc::UnboundedReceiver<()>,
+    /// Connections the client has not closed.
+    open: watch::Receiver<usize>,
 }
 
 impl Silent {
@@ -34,15 +37,22 @@ impl Silent {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (sender, accepted) = mpsc::unbounded_channel();
+        let (counted, open) = watch::channel(0);
+        let counted = Arc::new(counted);
         tokio::spawn(async move {
-            // The sockets are held open, unanswered, until the test ends.
-            let mut held = Vec::new();
-            while let Ok((socket, _)) = listener.accept().await {
-                held.push(socket);
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counted.send_modify(|n| *n += 1);
+                let counted = counted.clone();
+                // Reads what the client sends, answers nothing, until the client closes.
+                tokio::spawn(async move {
+                    let mut buffer = [0u8; 512];
+                    while matches!(socket.read(&mut buffer).await, Ok(n) if n > 0) {}
+                    counted.send_modify(|n| *n -= 1);
+                });
                 let _ = sender.send(());
             }
         });
-        Silent { port, accepted }
+        Silent { port, accepted, open }
     }
 
     fn database_url(&self) -> String {
@@ -238,6 +248,26 @@ async fn run_stops_within_ten_seconds_of_sigterm_while_the_broker_is_silent() {
     let mut worker = spawn_run(&crate_dir(), &[], &vars, &http);
     silent.connected().await;
     assert!(worker.terminate(STOP).success(), "run exits 0 on SIGTERM while connecting to RabbitMQ");
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn attempts_on_a_silent_broker_leave_no_connection_behind() {
+    let env = TestEnv::new("silent_attempts").await;
+    let mut silent = Silent::start().await;
+    let http = free_addr();
+    let mut vars = worker_vars(&env, &http);
+    vars.push(("AMQP_URL", silent.amqp_url()));
+    vars.push(("ECPAT_AMQP__CONNECT_TIMEOUT_SECS", "1".to_owned()));
+    vars.push(("ECPAT_CONSUMER__RETRY_MAX_MS", "200".to_owned()));
+    let mut worker = spawn_run(&crate_dir(), &[], &vars, &http);
+    for _ in 0..4 {
+        silent.connected().await;
+    }
+    // Each attempt that timed out closed its connection: only the one in progress is open.
+    let open = timeout(WAIT, silent.open.wait_for(|open| *open <= 1)).await.map(|open| *open.unwrap());
+    assert!(open.is_ok(), "{} connections left open after four attempts", *silent.open.borrow());
+    assert!(worker.terminate(STOP).success());
     env.cleanup().await;
 }
 
