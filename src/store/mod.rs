@@ -49,11 +49,6 @@ impl ConnectError {
             source => ConnectError::Unreachable { url, source },
         }
     }
-
-    /// Whether waiting may help: not for a URL that cannot be right.
-    pub fn is_permanent(&self) -> bool {
-        matches!(self, ConnectError::InvalidUrl { .. })
-    }
 }
 
 /// Opens a pool. Connections are made lazily, so a worker starts while the database is
