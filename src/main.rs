@@ -88,6 +88,8 @@ enum RejectionAction {
     },
 }
 
+/// Runs the subcommand; an error is printed as one line (every cause, each once) and the
+/// exit code is 1.
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let detailed = cli.verbose || std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0");
@@ -114,6 +116,7 @@ fn main() -> ExitCode {
     }
 }
 
+/// Loads the settings, starts logging and runs the subcommand.
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let settings = match &cli.config_dir {
         Some(dir) if !dir.is_dir() => anyhow::bail!("the configuration folder {} does not exist", dir.display()),
