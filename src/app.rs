@@ -15,30 +15,40 @@ use crate::config::{Settings, redact};
 use crate::consumer;
 use crate::health::Health;
 use crate::indicators::catalogue::Catalogue;
-use crate::store;
+use crate::store::{self, ConnectError};
+use crate::telemetry::one_line;
 
 /// Creates the database if it does not exist, then applies the pending migrations.
+/// Connecting takes at most `database.connect_timeout_secs`.
 pub async fn migrate(settings: &Settings) -> anyhow::Result<PgPool> {
     let url = &settings.database.url;
-    if !Postgres::database_exists(url).await.with_context(|| format!("cannot reach PostgreSQL at {}", redact(url)))? {
+    let timeout = settings.database.connect_timeout();
+    store::check_url(url)?;
+    let exists = tokio::time::timeout(timeout, Postgres::database_exists(url))
+        .await
+        .map_err(|_| ConnectError::TimedOut { url: redact(url), timeout })?
+        .map_err(|e| ConnectError::from_sqlx(url, e, timeout))?;
+    if !exists {
         Postgres::create_database(url).await.with_context(|| format!("cannot create the database {}", redact(url)))?;
         info!(database = %redact(url), "Created the database.");
     }
-    let pool = store::connect(url, settings.database.max_connections)?;
+    let pool = store::connect(url, settings.database.max_connections, timeout)?;
     store::migrate(&pool).await.context("cannot apply the migrations")?;
     Ok(pool)
 }
 
-/// Runs the worker and its API until `shutdown` turns true.
+/// Runs the worker and its API until `shutdown` turns true, which it honours at every
+/// stage, waiting for the database included.
 pub async fn run(settings: Settings, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let catalogue = Arc::new(Catalogue::load(&settings.catalogue.path)?);
+    let catalogue = Arc::new(Catalogue::load(settings.catalogue.path.as_deref())?);
     let health = Arc::new(Health::default());
     let listener = TcpListener::bind(&settings.http.addr)
         .await
         .with_context(|| format!("cannot listen on {}", settings.http.addr))?;
     info!(addr = %listener.local_addr()?, "Serving the HTTP API.");
 
-    let pool = store::connect(&settings.database.url, settings.database.max_connections)?;
+    let database = &settings.database;
+    let pool = store::connect(&database.url, database.max_connections, database.connect_timeout())?;
     crate::metrics::handle();
     let (tallies, _) = tokio::sync::broadcast::channel(stream::BUFFER);
     tokio::spawn(stream::relay(pool.clone(), tallies.clone(), shutdown.clone()));
@@ -52,18 +62,9 @@ pub async fn run(settings: Settings, shutdown: watch::Receiver<bool>) -> anyhow:
             .await
     });
 
-    let mut waiting = shutdown.clone();
-    loop {
-        match migrate(&settings).await {
-            Ok(_) => break,
-            Err(e) => {
-                warn!(error = format!("{e:#}"), "Cannot migrate yet; retrying in 2 s.");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                    _ = waiting.wait_for(|stop| *stop) => return Ok(()),
-                }
-            }
-        }
+    if migrate_until_done(&settings, shutdown.clone()).await.is_none() {
+        info!("Stopped before the database was ready.");
+        return Ok(());
     }
     health.set_migrated();
     health.set_database_ok(true);
@@ -72,4 +73,23 @@ pub async fn run(settings: Settings, shutdown: watch::Receiver<bool>) -> anyhow:
     pool.close().await;
     info!("Stopped.");
     Ok(())
+}
+
+/// Migrates, retrying every 2 s while the database cannot be reached (start order does
+/// not matter), until done (the pool) or `shutdown` turns true (`None`), even mid-attempt.
+pub async fn migrate_until_done(settings: &Settings, mut shutdown: watch::Receiver<bool>) -> Option<PgPool> {
+    loop {
+        let migrated = tokio::select! {
+            migrated = migrate(settings) => migrated,
+            _ = shutdown.wait_for(|stop| *stop) => return None,
+        };
+        match migrated {
+            Ok(pool) => return Some(pool),
+            Err(e) => warn!(error = one_line(e.as_ref()), "Cannot migrate yet; retrying in 2 s."),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return None,
+        }
+    }
 }

@@ -1,6 +1,10 @@
 //! RabbitMQ: connecting, declaring the topology of docs/events.md, and publishing with
 //! publisher confirms.
 
+mod socket;
+
+use std::time::Duration;
+
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
@@ -18,6 +22,13 @@ use crate::config::{Amqp, redact};
 pub enum BrokerError {
     #[error("invalid RabbitMQ URL {url}: {reason}")]
     InvalidUrl { url: String, reason: String },
+    #[error("RabbitMQ at {url} did not answer within {} s", .timeout.as_secs_f32())]
+    TimedOut { url: String, timeout: Duration },
+    #[error("RabbitMQ at {url} refused the login of user {user:?}: wrong user name or password ({reason})")]
+    LoginRefused { url: String, user: String, reason: String },
+    /// The broker answered and said no for another reason, such as an unknown virtual host.
+    #[error("RabbitMQ at {url} refused the connection: {reason}")]
+    Refused { url: String, reason: String },
     #[error("cannot connect to RabbitMQ at {url}: {source}")]
     Connect { url: String, source: lapin::Error },
     #[error("RabbitMQ error: {0}")]
@@ -28,7 +39,16 @@ pub enum BrokerError {
     NotConfirmed(usize),
 }
 
-/// Opens a connection named after this process, so operators can find it.
+impl BrokerError {
+    /// Whether the broker refused this client (credentials, virtual host): retrying soon
+    /// will not help, someone must change the settings or the broker.
+    pub fn is_refused(&self) -> bool {
+        matches!(self, BrokerError::LoginRefused { .. } | BrokerError::Refused { .. })
+    }
+}
+
+/// Opens a connection named after this process, so operators can find it; connecting
+/// takes at most `amqp.connect_timeout_secs`.
 pub async fn connect(settings: &Amqp, name: &str) -> Result<Connection, BrokerError> {
     let url = redact(&settings.url);
     // Parsed here because lapin's parse errors can quote the whole URL, password included.
@@ -36,9 +56,28 @@ pub async fn connect(settings: &Amqp, name: &str) -> Result<Connection, BrokerEr
         reason: reason.replace(&settings.url, &url),
         url: url.clone(),
     })?;
+    let user = uri.authority.userinfo.username.clone();
     let properties = ConnectionProperties::default().with_connection_name(name.into());
-    Connection::connect_uri(uri, properties).await.map_err(|source| BrokerError::Connect { url, source })
+    let timeout = settings.connect_timeout();
+    let closer = socket::Closer::default();
+    match tokio::time::timeout(timeout, socket::open(uri, properties, closer.clone())).await {
+        Err(_) => {
+            closer.close();
+            Err(BrokerError::TimedOut { url, timeout })
+        }
+        Ok(Ok(connection)) => Ok(connection),
+        Ok(Err(source)) => Err(match source.kind() {
+            ErrorKind::ProtocolError(e) if e.get_id() == ACCESS_REFUSED => {
+                BrokerError::LoginRefused { url, user, reason: e.get_message().to_string() }
+            }
+            ErrorKind::ProtocolError(e) => BrokerError::Refused { url, reason: e.to_string() },
+            _ => BrokerError::Connect { url, source },
+        }),
+    }
 }
+
+/// The reply code of a refused login.
+const ACCESS_REFUSED: u16 = 403;
 
 /// The AMQP header a replayed rejection is published with: the id of the rejection it
 /// replays, so that a replay that is rejected again points to where it came from.

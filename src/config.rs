@@ -1,8 +1,10 @@
-//! Settings: `config/default.toml`, then `config/local.toml` if present, then the
-//! environment (`ECPAT_<SECTION>__<KEY>`); `DATABASE_URL`, `AMQP_URL` and `HTTP_ADDR`
-//! always win.
+//! Settings: the defaults built into the binary (`config/default.toml`), then the
+//! configuration folder's `default.toml` and `local.toml` if present, then the environment
+//! (`ECPAT_<SECTION>__<KEY>`); `DATABASE_URL`, `AMQP_URL` and `HTTP_ADDR` always win.
+//! Relative paths in the settings are relative to the configuration folder.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -14,6 +16,7 @@ pub struct Settings {
     pub consumer: Consumer,
     pub http: Http,
     pub log: Log,
+    #[serde(default)]
     pub catalogue: CataloguePath,
     pub collector: Collector,
 }
@@ -22,6 +25,15 @@ pub struct Settings {
 pub struct Database {
     pub url: String,
     pub max_connections: u32,
+    /// How long opening a connection may take (a server that accepts TCP and never answers
+    /// must not hang a command).
+    pub connect_timeout_secs: u64,
+}
+
+impl Database {
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout_secs)
+    }
 }
 
 /// The broker and the topology of docs/events.md.
@@ -37,6 +49,14 @@ pub struct Amqp {
     pub unrouted_exchange: String,
     pub delivery_limit: i64,
     pub prefetch: u16,
+    /// How long connecting (TCP, TLS and the AMQP handshake) may take.
+    pub connect_timeout_secs: u64,
+}
+
+impl Amqp {
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout_secs)
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -64,9 +84,10 @@ pub struct Log {
     pub format: String,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 pub struct CataloguePath {
-    pub path: PathBuf,
+    /// A catalogue file replacing the one built into the binary.
+    pub path: Option<PathBuf>,
 }
 
 /// The social-metrics collector (`ecpat-indicators collect`). Platform tokens are not
@@ -102,11 +123,21 @@ pub struct Collector {
     pub facebook_url: String,
 }
 
+/// The defaults, built in so that the binary runs from any folder.
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// The catalogue's file in the configuration folder, read instead of the built-in one when
+/// present and `catalogue.path` is not set.
+const CATALOGUE: &str = "indicators.toml";
+
 impl Settings {
-    /// Loads the layers from `dir` (usually `config`) and the environment.
+    /// Loads the built-in defaults, the files of `dir` (usually `config`; none is required)
+    /// and the environment; relative paths are then taken relative to `dir`. Without a
+    /// `catalogue.path`, the catalogue is `dir/indicators.toml` if present, else built in.
     pub fn load(dir: &Path) -> Result<Self, config::ConfigError> {
         let mut builder = config::Config::builder()
-            .add_source(config::File::from(dir.join("default.toml")))
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
+            .add_source(config::File::from(dir.join("default.toml")).required(false))
             .add_source(config::File::from(dir.join("local.toml")).required(false))
             .add_source(config::Environment::with_prefix("ECPAT").prefix_separator("_").separator("__"));
         for (var, key) in [("DATABASE_URL", "database.url"), ("AMQP_URL", "amqp.url"), ("HTTP_ADDR", "http.addr")] {
@@ -114,13 +145,25 @@ impl Settings {
                 builder = builder.set_override(key, value)?;
             }
         }
-        builder.build()?.try_deserialize()
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        let catalogue = &mut settings.catalogue.path;
+        match catalogue {
+            Some(path) if path.is_relative() => *path = dir.join(&*path),
+            Some(_) => {}
+            // The folder's own catalogue, like its other files, overrides the built-in one.
+            None => *catalogue = Some(dir.join(CATALOGUE)).filter(|path| path.is_file()),
+        }
+        Ok(settings)
     }
 }
 
 /// A URL with its password replaced by `***`, for logs and error messages: the password of
 /// the user information, with or without `//` after the scheme (`amqp:user:pass@host` is
-/// malformed but must not leak either), and any `password` query parameter.
+/// malformed but must not leak either), and any `password` query parameter. A user name
+/// without a password is shown as it is.
+///
+/// Written by hand rather than with the `url` crate: a password with an unescaped `/` makes
+/// it read `postgres://u:12/s@db` as host `u`, port 12 and a path holding the password.
 pub fn redact(url: &str) -> String {
     let Some(colon) = url.find(':') else { return url.to_owned() };
     let start = if url[colon + 1..].starts_with("//") { colon + 3 } else { colon + 1 };
@@ -128,7 +171,10 @@ pub fn redact(url: &str) -> String {
     // The user information ends at the last `@` before the query, so that a password with
     // an unescaped `/`, `#` or `@` is hidden too.
     let (userinfo, tail) = match rest[..rest.find('?').unwrap_or(rest.len())].rfind('@') {
-        Some(at) => (format!("{}:***@", rest[..at].split(':').next().unwrap_or("")), &rest[at + 1..]),
+        Some(at) => match rest[..at].split_once(':') {
+            Some((user, _)) => (format!("{user}:***@"), &rest[at + 1..]),
+            None => (format!("{}@", &rest[..at]), &rest[at + 1..]),
+        },
         None => (String::new(), rest),
     };
     let tail = match tail.split_once('?') {
@@ -150,7 +196,29 @@ pub fn redact(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use std::path::Path;
+
+    use super::{Settings, redact};
+
+    #[test]
+    fn the_defaults_need_no_file_and_the_catalogue_follows_the_configuration_folder() {
+        let settings = Settings::load(Path::new("/no/such/folder")).expect("the built-in defaults suffice");
+        assert_eq!(settings.database.connect_timeout_secs, 10);
+        assert_eq!(settings.amqp.connect_timeout_secs, 10);
+        assert_eq!(settings.catalogue.path, None, "the built-in catalogue");
+
+        let dir = std::env::temp_dir().join(format!("ecpat-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("local.toml"), "[catalogue]\npath = \"ours/indicators.toml\"\n").unwrap();
+        let settings = Settings::load(&dir).unwrap();
+        assert_eq!(settings.catalogue.path, Some(dir.join("ours/indicators.toml")));
+
+        std::fs::remove_file(dir.join("local.toml")).unwrap();
+        std::fs::write(dir.join("indicators.toml"), "").unwrap();
+        let settings = Settings::load(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(settings.catalogue.path, Some(dir.join("indicators.toml")), "the folder's own catalogue");
+    }
 
     #[test]
     fn passwords_never_survive_redaction() {
@@ -160,10 +228,17 @@ mod tests {
         assert_eq!(redact("amqp:u:s3cret@broker/%2f"), "amqp:u:***@broker/%2f");
         assert_eq!(
             redact("postgres://app@db/ecpat?sslmode=require&password=s3cret&x=1#f"),
-            "postgres://app:***@db/ecpat?sslmode=require&password=***&x=1#f"
+            "postgres://app@db/ecpat?sslmode=require&password=***&x=1#f"
         );
         assert_eq!(redact("postgres:///ecpat?PASSWORD=s3cret"), "postgres:///ecpat?PASSWORD=***");
         assert_eq!(redact("postgres://u:p/a#s@s@db/x"), "postgres://u:***@db/x");
         assert_eq!(redact("not a url"), "not a url");
+    }
+
+    #[test]
+    fn a_user_without_a_password_is_shown_as_given() {
+        assert_eq!(redact("postgres://app@db/x"), "postgres://app@db/x");
+        assert_eq!(redact("amqp://guest@127.0.0.1:5672/%2f"), "amqp://guest@127.0.0.1:5672/%2f");
+        assert_eq!(redact("postgres://app:@db/x"), "postgres://app:***@db/x");
     }
 }

@@ -1,6 +1,9 @@
 //! The consumer loop: take messages in batches, apply each batch in one transaction,
 //! acknowledge after commit; retry transient database failures; reconnect to the broker.
 
+mod backoff;
+mod window;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,17 +26,36 @@ use crate::metrics;
 use crate::store::batch::{self, EventKeys, Message, Outcome, Stored};
 use crate::store::is_transient;
 use crate::store::known::Known;
+use crate::telemetry::one_line;
+
+use backoff::Backoff;
+use window::Window;
 
 /// Runs until `shutdown` turns true: consumes, reconnecting whenever the broker is lost.
 pub async fn run(settings: Settings, pool: PgPool, health: Arc<Health>, mut shutdown: watch::Receiver<bool>) {
     let mut backoff = Backoff::new(&settings);
     while !*shutdown.borrow() {
-        match session(&settings, &pool, &health, &mut shutdown).await {
+        match session(&settings, &pool, &health, &mut shutdown, &mut backoff).await {
             Ok(()) => break,
+            Err(e) if e.is_refused() => {
+                // Credentials or a virtual host are wrong: someone must act, and trying
+                // again at once only floods the logs (and the broker's).
+                health.set_consuming(false);
+                let wait = backoff.longest();
+                error!(
+                    error = one_line(&e),
+                    retry_in_ms = wait.as_millis() as u64,
+                    "Lost the broker: it refuses this worker (login or virtual host); retrying slowly."
+                );
+                tokio::select! {
+                    _ = sleep(wait) => {}
+                    _ = shutdown.wait_for(|stop| *stop) => {}
+                }
+            }
             Err(e) => {
                 health.set_consuming(false);
                 let wait = backoff.next();
-                warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "Lost the broker; reconnecting.");
+                warn!(error = one_line(&e), retry_in_ms = wait.as_millis() as u64, "Lost the broker; reconnecting.");
                 tokio::select! {
                     _ = sleep(wait) => {}
                     _ = shutdown.wait_for(|stop| *stop) => {}
@@ -49,6 +71,7 @@ pub async fn run(settings: Settings, pool: PgPool, health: Arc<Health>, mut shut
 type Batch = Vec<(Delivery, Message)>;
 
 /// One connection's life: declare, consume, apply batches. Returns `Ok` on shutdown.
+/// Once it consumes, the reconnection `backoff` starts over.
 ///
 /// A reader task takes and decodes the next batch while the current one is applied, so
 /// decoding overlaps the database's work; batches are applied (and acknowledged) in order.
@@ -57,15 +80,20 @@ async fn session(
     pool: &PgPool,
     health: &Health,
     shutdown: &mut watch::Receiver<bool>,
+    backoff: &mut Backoff,
 ) -> Result<(), BrokerError> {
     let name = format!("ecpat-indicators worker pid {}", std::process::id());
-    let connection = broker::connect(&settings.amqp, &name).await?;
+    let connection = tokio::select! {
+        connection = broker::connect(&settings.amqp, &name) => connection?,
+        _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+    };
     let channel = connection.create_channel().await?;
     broker::declare_topology(&connection, &settings.amqp).await?;
     let window = Window::new(settings.amqp.prefetch, settings.consumer.events_in_flight);
     let tag = consumer_tag(0);
     let consumer = consume(&channel, &settings.amqp.queue, &tag, window.current).await?;
     health.set_consuming(true);
+    backoff.reset();
     info!(queue = %settings.amqp.queue, prefetch = window.current, "Consuming.");
 
     let (sender, mut batches) = mpsc::channel::<Batch>(1);
@@ -189,46 +217,6 @@ impl Source {
             None if *shutdown.borrow() => Ok(false),
             None => Err(BrokerError::ConsumerEnded),
         }
-    }
-}
-
-/// The prefetch window, in messages: about `events_in_flight` events, from the mean
-/// number of events per message seen lately, between [`Window::MIN`] and `max`.
-#[derive(Debug)]
-struct Window {
-    current: u16,
-    max: u16,
-    events_in_flight: usize,
-    /// Events per message, a moving mean over batches.
-    per_message: Option<f64>,
-}
-
-impl Window {
-    /// The smallest window the worker sets by itself.
-    const MIN: u16 = 16;
-    /// The window before anything is known of the messages: small, so that a backlog of
-    /// large messages does not arrive at once; it grows after the first batch if they are
-    /// small.
-    const FIRST: u16 = 64;
-
-    /// `max` 0: no bound but the protocol's.
-    fn new(max: u16, events_in_flight: usize) -> Window {
-        let max = if max == 0 { u16::MAX } else { max };
-        Window { current: Self::FIRST.min(max), max, events_in_flight, per_message: None }
-    }
-
-    /// After a batch of `messages` holding `events`: the new window, when the one wanted is
-    /// at least double or at most half the current one (or the largest allowed).
-    fn observe(&mut self, messages: usize, events: usize) -> Option<u16> {
-        let mean = events.max(1) as f64 / messages.max(1) as f64;
-        let per_message = self.per_message.map_or(mean, |before| 0.7 * before + 0.3 * mean);
-        self.per_message = Some(per_message);
-        let wanted = ((self.events_in_flight as f64 / per_message).round() as usize)
-            .max(usize::from(Self::MIN))
-            .min(usize::from(self.max)) as u16;
-        let grow = wanted != self.current && wanted >= self.current.saturating_mul(2).min(self.max);
-        let shrink = wanted.saturating_mul(2) <= self.current;
-        (grow || shrink).then_some(wanted)
     }
 }
 
@@ -420,7 +408,7 @@ async fn process(
                 if is_transient(&e) {
                     may_have_committed(&mut messages);
                 }
-                warn!(error = %e, "Batch failed; applying it again.");
+                warn!(error = one_line(&e), "Batch failed; applying it again.");
                 pipeline.set_back().await;
             }
         }
@@ -432,7 +420,11 @@ async fn process(
         }
         Applied::ShuttingDown => Ok(false),
         Applied::Failed(e) => {
-            warn!(error = %e, messages = messages.len(), "Batch failed permanently; applying its messages one by one.");
+            warn!(
+                error = one_line(&e),
+                messages = messages.len(),
+                "Batch failed permanently; applying its messages one by one."
+            );
             for (delivery, mut message) in deliveries.iter().zip(messages) {
                 message.maybe_applied = true;
                 let one = std::slice::from_mut(&mut message);
@@ -445,7 +437,7 @@ async fn process(
                     Applied::Failed(e) => {
                         // Back to the queue; after the delivery limit the broker moves it to
                         // the dead-letter queue, where it is kept for an operator.
-                        error!(error = %e, routing_key = %message.routing_key, "Message cannot be applied; returning it to the queue.");
+                        error!(error = one_line(&e), routing_key = %message.routing_key, "Message cannot be applied; returning it to the queue.");
                         metrics::message_returned();
                         channel
                             .basic_nack(delivery.delivery_tag, BasicNackOptions { multiple: false, requeue: true })
@@ -498,7 +490,11 @@ async fn apply_with_retry(
                 health.set_database_ok(false);
                 metrics::batch_retried();
                 let wait = backoff.next();
-                warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "Database unavailable; batch not acknowledged, retrying.");
+                warn!(
+                    error = one_line(&e),
+                    retry_in_ms = wait.as_millis() as u64,
+                    "Database unavailable; batch not acknowledged, retrying."
+                );
                 tokio::select! {
                     _ = sleep(wait) => {}
                     _ = shutdown.wait_for(|stop| *stop) => return Applied::ShuttingDown,
@@ -533,72 +529,4 @@ fn log_outcome(messages: usize, outcome: &Outcome) {
         totals_changed = outcome.totals.len(),
         "Committed batch."
     );
-}
-
-/// Exponential backoff with jitter, between the configured bounds.
-struct Backoff {
-    initial: Duration,
-    max: Duration,
-    current: Duration,
-}
-
-impl Backoff {
-    fn new(settings: &Settings) -> Self {
-        let initial = Duration::from_millis(settings.consumer.retry_initial_ms);
-        Backoff { initial, max: Duration::from_millis(settings.consumer.retry_max_ms), current: initial }
-    }
-
-    fn next(&mut self) -> Duration {
-        let wait = self.current;
-        self.current = (self.current * 2).min(self.max);
-        // Up to 25% jitter, so that several workers do not retry in step.
-        let jitter = wait.as_millis() as u64 * (u64::from(std::process::id()) % 7 + rand_nanos() % 19) / 100;
-        wait + Duration::from_millis(jitter)
-    }
-
-    fn reset(&mut self) {
-        self.current = self.initial;
-    }
-}
-
-fn rand_nanos() -> u64 {
-    u64::from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Window;
-
-    /// Feeds batches of `messages` messages of `per_message` events until the window settles.
-    fn settle(window: &mut Window, messages: usize, per_message: usize) -> u16 {
-        for _ in 0..20 {
-            if let Some(prefetch) = window.observe(messages, messages * per_message) {
-                window.current = prefetch;
-            }
-        }
-        window.current
-    }
-
-    #[test]
-    fn the_window_holds_about_the_events_wanted_within_its_bounds() {
-        let mut window = Window::new(2000, 30_000);
-        assert_eq!(window.current, 64, "small until the messages are seen");
-        assert_eq!(settle(&mut window, 10, 100), 300, "CloudEvents batches of 100");
-        assert_eq!(settle(&mut window, 1000, 1), 2000, "one event per message: the configured largest");
-        let huge = settle(&mut window, 1, 5000);
-        assert!((16..32).contains(&huge), "huge batches: near the smallest (within the hysteresis), not {huge}");
-        assert_eq!(Window::new(1, 30_000).current, 1, "a configured prefetch of 1 is kept");
-        assert_eq!(settle(&mut Window::new(1, 30_000), 1, 1), 1);
-        assert_eq!(settle(&mut Window::new(0, 30_000), 1000, 1), 30_000, "prefetch 0: no bound but the events");
-    }
-
-    #[test]
-    fn small_changes_in_message_size_do_not_resize_it() {
-        let mut window = Window::new(2000, 30_000);
-        settle(&mut window, 10, 100);
-        for per_message in [60, 150, 80, 120] {
-            assert_eq!(window.observe(10, 10 * per_message), None, "{per_message} events per message");
-        }
-        assert_eq!(window.current, 300);
-    }
 }

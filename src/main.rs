@@ -1,6 +1,7 @@
 //! The `ecpat-indicators` binary: parses the command line, starts logging, dispatches.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ecpat_indicators::config::Settings;
@@ -9,12 +10,19 @@ use ecpat_indicators::{app, cli, collector, telemetry};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
+/// The configuration folder when none is given; unlike a given one, it need not exist.
+const CONFIG_DIR: &str = "config";
+
 #[derive(Parser)]
 #[command(version, about = "Counts ECPAT France's strategic indicators from RabbitMQ events into PostgreSQL.")]
 struct Cli {
-    /// Folder holding default.toml (and optionally local.toml).
-    #[arg(long, env = "ECPAT_CONFIG_DIR", default_value = "config")]
-    config_dir: PathBuf,
+    /// Folder holding local.toml (and optionally default.toml), which override the built-in
+    /// defaults; relative paths in the settings are relative to it [default: ./config].
+    #[arg(long, env = "ECPAT_CONFIG_DIR")]
+    config_dir: Option<PathBuf>,
+    /// On an error, show each cause on its own line, and a backtrace.
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -87,10 +95,41 @@ enum RejectionAction {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Runs the subcommand; an error is printed as one line (every cause, each once) and the
+/// exit code is 1.
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = Settings::load(&cli.config_dir)?;
+    let detailed = cli.verbose || std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0");
+    if cli.verbose {
+        // SAFETY: no other thread runs yet (the runtime starts below), so nothing reads the
+        // environment meanwhile. Errors capture a backtrace from now on.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "1") };
+    }
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(dispatch(cli)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if detailed => {
+            eprintln!("error: {e:?}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {}", telemetry::one_line(e.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Loads the settings, starts logging and runs the subcommand.
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let settings = match &cli.config_dir {
+        Some(dir) if !dir.is_dir() => anyhow::bail!("the configuration folder {} does not exist", dir.display()),
+        Some(dir) => Settings::load(dir)?,
+        None => Settings::load(Path::new(CONFIG_DIR))?,
+    };
     telemetry::init(&settings.log.format);
     match cli.command {
         Command::Run => app::run(settings, shutdown_signal()?).await?,

@@ -194,7 +194,12 @@ async fn postgresql_connections_use_tls_when_the_url_requires_it() {
         sqlx::query_scalar("select ssl from pg_stat_ssl where pid = pg_backend_pid()").fetch_one(&pool).await.unwrap();
     assert!(ssl, "sslmode=require gives a TLS connection");
     pool.close().await;
-    let plain = ecpat_indicators::store::connect(&format!("{}?sslmode=disable", env.settings.database.url), 1).unwrap();
+    let plain = ecpat_indicators::store::connect(
+        &format!("{}?sslmode=disable", env.settings.database.url),
+        1,
+        env.settings.database.connect_timeout(),
+    )
+    .unwrap();
     let ssl: bool =
         sqlx::query_scalar("select ssl from pg_stat_ssl where pid = pg_backend_pid()").fetch_one(&plain).await.unwrap();
     assert!(!ssl, "the check tells the two apart");

@@ -22,6 +22,7 @@ use crate::health::Health;
 use crate::indicators::catalogue::Catalogue;
 use crate::indicators::{Code, Period};
 use crate::store::read::{self, ValueRow};
+use crate::telemetry::one_line;
 
 /// What every handler needs.
 #[derive(Clone)]
@@ -75,7 +76,7 @@ impl IntoResponse for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        tracing::warn!(error = %e, "Database query failed.");
+        tracing::warn!(error = one_line(&e), "Database query failed.");
         ApiError::Unavailable("database unavailable".into())
     }
 }

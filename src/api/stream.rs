@@ -22,6 +22,7 @@ use tracing::{debug, warn};
 use super::AppState;
 use crate::store::batch::{TALLY_CHANNEL, TotalChange};
 use crate::store::read;
+use crate::telemetry::one_line;
 
 /// How many changes a slow client may fall behind before it is sent the current totals.
 pub const BUFFER: usize = 4096;
@@ -33,7 +34,7 @@ pub async fn relay(pool: PgPool, sender: broadcast::Sender<TotalChange>, mut shu
         let mut listener = match PgListener::connect_with(&pool).await {
             Ok(listener) => listener,
             Err(e) => {
-                warn!(error = %e, "Cannot LISTEN for tally changes; retrying in 1 s.");
+                warn!(error = one_line(&e), "Cannot LISTEN for tally changes; retrying in 1 s.");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
                     _ = shutdown.changed() => return,
@@ -41,7 +42,7 @@ pub async fn relay(pool: PgPool, sender: broadcast::Sender<TotalChange>, mut shu
             }
         };
         if let Err(e) = listener.listen(TALLY_CHANNEL).await {
-            warn!(error = %e, "Cannot LISTEN for tally changes; retrying.");
+            warn!(error = one_line(&e), "Cannot LISTEN for tally changes; retrying.");
             continue;
         }
         // Changes may have been missed while not listening.
@@ -58,14 +59,14 @@ pub async fn relay(pool: PgPool, sender: broadcast::Sender<TotalChange>, mut shu
                             let _ = sender.send(change);
                         }
                     }
-                    Err(e) => warn!(error = %e, "Unreadable tally notification."),
+                    Err(e) => warn!(error = one_line(&e), "Unreadable tally notification."),
                 },
                 Ok(None) => {
                     debug!("Tally listener reconnecting.");
                     resend_current(&pool, &sender).await;
                 }
                 Err(e) => {
-                    warn!(error = %e, "Tally listener lost; reconnecting.");
+                    warn!(error = one_line(&e), "Tally listener lost; reconnecting.");
                     break;
                 }
             }
@@ -83,7 +84,7 @@ async fn resend_current(pool: &PgPool, sender: &broadcast::Sender<TotalChange>) 
                 let _ = sender.send(total);
             }
         }
-        Err(e) => warn!(error = %e, "Cannot read the current totals."),
+        Err(e) => warn!(error = one_line(&e), "Cannot read the current totals."),
     }
 }
 

@@ -22,12 +22,11 @@ pub mod x;
 pub mod youtube;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::Value;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::info;
 
 pub use poll::{Collector, PlatformReport, PollReport};
 pub use secret::{Secret, Tokens};
@@ -141,19 +140,8 @@ pub fn metrics(pairs: &[(Metric, Option<i64>)]) -> Metrics {
 }
 
 /// `ecpat-indicators collect`: polls and publishes until `shutdown` turns true.
-pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let pool = loop {
-        match crate::app::migrate(&settings).await {
-            Ok(pool) => break pool,
-            Err(e) => {
-                warn!(error = format!("{e:#}"), "Cannot migrate yet; retrying in 2 s.");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                    _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
-                }
-            }
-        }
-    };
+pub async fn run(settings: Settings, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let Some(pool) = crate::app::migrate_until_done(&settings, shutdown.clone()).await else { return Ok(()) };
     let collector = Collector::new(&settings, pool, Tokens::from_env()).context("cannot start the collector")?;
     for platform in Platform::ALL {
         if !collector.enabled(platform) {

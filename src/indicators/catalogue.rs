@@ -1,4 +1,5 @@
-//! The indicator catalogue (`config/indicators.toml`): titles and optional yearly targets.
+//! The indicator catalogue (`config/indicators.toml`, built into the binary, or a file
+//! that replaces it): titles and optional yearly targets.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -30,12 +31,17 @@ struct File {
     indicator: Vec<Entry>,
 }
 
+/// The catalogue built into the binary.
+const BUILT_IN: &str = include_str!("../../config/indicators.toml");
+
 impl Catalogue {
-    /// Reads and checks the catalogue: every code exactly once, with its contract objective.
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
+    /// Reads and checks the catalogue (the file at `path`, or the built-in one): every code
+    /// exactly once, with its objective.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let Some(path) = path else { return Self::parse(BUILT_IN) };
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read the indicator catalogue {}: {e}", path.display()))?;
-        Self::parse(&text)
+        Self::parse(&text).map_err(|e| anyhow::anyhow!("the indicator catalogue {} is invalid: {e}", path.display()))
     }
 
     /// Parses and checks a catalogue's text.

@@ -11,25 +11,64 @@ pub mod read;
 pub mod recompute;
 pub mod tracking;
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use std::net::IpAddr;
-
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
+
+use crate::config::redact;
 
 /// Every batch and every recompute holds this transaction-level advisory lock, so that
 /// worker processes apply their batches one at a time: tallies cannot suffer lost
 /// updates or deadlocks, whatever the number of workers.
 const APPLY_LOCK: i64 = 0x4543_5041_5431;
 
+/// Why no connection to PostgreSQL could be made, with the URL's password removed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("invalid PostgreSQL URL {url}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("PostgreSQL at {url} did not answer within {} s", .timeout.as_secs_f32())]
+    TimedOut { url: String, timeout: Duration },
+    #[error("PostgreSQL at {url} refused the connection: {reason}")]
+    Refused { url: String, reason: String },
+    #[error("cannot reach PostgreSQL at {url}")]
+    Unreachable { url: String, source: sqlx::Error },
+}
+
+impl ConnectError {
+    /// What `error`, met while connecting to `url`, means.
+    pub fn from_sqlx(url: &str, error: sqlx::Error, timeout: Duration) -> ConnectError {
+        let url = redact(url);
+        match error {
+            sqlx::Error::Configuration(reason) => ConnectError::InvalidUrl { url, reason: reason.to_string() },
+            sqlx::Error::PoolTimedOut => ConnectError::TimedOut { url, timeout },
+            // A missing role or database, a wrong password, no more connections allowed.
+            sqlx::Error::Database(db) => ConnectError::Refused { url, reason: db.message().to_owned() },
+            source => ConnectError::Unreachable { url, source },
+        }
+    }
+}
+
 /// Opens a pool. Connections are made lazily, so a worker starts while the database is
-/// down and reports not ready until it is back.
-pub fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
-    Ok(PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_lazy_with(connect_options(url)?))
+/// down and reports not ready until it is back; opening one, or waiting for one, takes at
+/// most `timeout`.
+pub fn connect(url: &str, max_connections: u32, timeout: Duration) -> Result<PgPool, ConnectError> {
+    check_url(url)?;
+    let options = connect_options(url).map_err(|e| ConnectError::from_sqlx(url, e, timeout))?;
+    Ok(PgPoolOptions::new().max_connections(max_connections).acquire_timeout(timeout).connect_lazy_with(options))
+}
+
+/// Checks that `url` is a PostgreSQL URL: sqlx reads any scheme (`mysql://`, `http://`) as
+/// one, and would then try to speak PostgreSQL to whatever answers.
+pub fn check_url(url: &str) -> Result<(), ConnectError> {
+    let invalid = |reason: String| ConnectError::InvalidUrl { url: redact(url), reason };
+    let parsed = url::Url::parse(url).map_err(|e| invalid(e.to_string()))?;
+    match parsed.scheme() {
+        "postgres" | "postgresql" => Ok(()),
+        other => Err(invalid(format!("the scheme must be postgres:// or postgresql://, not {other}://"))),
+    }
 }
 
 /// The URL's options; on a loopback host with no `sslmode` in the URL, TLS is off: it
