@@ -219,7 +219,9 @@ pub async fn events_in_groups(
     sqlx::query_as!(
         EvidenceEvent,
         r#"select seq, source, id, type as event_type, time, received_at, record_keys,
-            body->>'time' as "time_text!"
+            -- PostgreSQL gives no text out of a json document holding an escaped NUL
+            -- anywhere: such an event is ordered by `time`, to the microsecond.
+            case when strpos(body::text, '\u0000') = 0 then body->>'time' else '' end as "time_text!"
         from events where record_type = $1 and record_group = any($2::text[])
         order by time, source, id"#,
         record_type,
