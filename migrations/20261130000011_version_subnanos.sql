@@ -8,11 +8,20 @@ alter table post_withdrawals add column version_subnanos text collate "C" not nu
 
 -- Current versions stored before: their digits past the ninth, from their event's `time`
 -- (events are kept as received). Only the rare times with such digits are rewritten.
+-- PostgreSQL's json operators fail on a document holding an escaped NUL anywhere (`\u0000`
+-- in a free-text field): such an event is left out, and its version compares to the
+-- nanosecond, as before.
 update records r
-set version_subnanos = substring(e.body->>'time' from '\.[0-9]{9}([0-9]*[1-9])')
-from events e
-where e.seq = r.event_seq and e.body->>'time' ~ '\.[0-9]{9}[0-9]*[1-9]';
+set version_subnanos = substring(t.time from '\.[0-9]{9}([0-9]*[1-9])')
+from (
+    select e.seq, case when strpos(e.body::text, '\u0000') = 0 then e.body->>'time' end as time
+    from events e
+) t
+where t.seq = r.event_seq and t.time ~ '\.[0-9]{9}[0-9]*[1-9]';
 update post_withdrawals w
-set version_subnanos = substring(e.body->>'time' from '\.[0-9]{9}([0-9]*[1-9])')
-from events e
-where e.seq = w.event_seq and e.body->>'time' ~ '\.[0-9]{9}[0-9]*[1-9]';
+set version_subnanos = substring(t.time from '\.[0-9]{9}([0-9]*[1-9])')
+from (
+    select e.seq, case when strpos(e.body::text, '\u0000') = 0 then e.body->>'time' end as time
+    from events e
+) t
+where t.seq = w.event_seq and t.time ~ '\.[0-9]{9}[0-9]*[1-9]';

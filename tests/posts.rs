@@ -153,3 +153,41 @@ async fn upgrading_gives_every_series_its_post_latest_attributes_and_rebuilds_th
     assert_eq!(as_model(&env.values().await), model::values(&all));
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn upgrading_a_database_that_holds_escaped_nuls_still_migrates() {
+    let env = TestEnv::new("post_upgrade_nul").await;
+    // PostgreSQL's json operators fail on a document holding `\u0000` anywhere: a title and
+    // a post's url may hold one. Another publication's time has digits past the ninth.
+    let mut titled = common::publication("n1", "2019-05-01T00:00:00Z", "pub-nul", "global", "2019-05-01");
+    titled["data"]["title"] = json!("a\u{0}b");
+    let precise = common::publication("n2", "2019-05-01T00:00:00.000000000100Z", "pub-fine", "global", "2019-05-01");
+    let mut with_url = post_snapshot("post-nul", "s1", "2019-03-02T10:00:00Z");
+    with_url["data"]["url"] = json!("https://example.org/\u{0}");
+    let mut corrected = corrected_likes("post-nul", "s2", "2019-03-09T10:00:00Z");
+    corrected["data"]["url"] = json!("https://example.org/\u{0}");
+    let all = vec![titled, precise, with_url, corrected];
+    let batch: Vec<Message> = all.iter().map(message).collect();
+    apply(&env.pool, &batch, &mut Known::new(0)).await.unwrap();
+
+    // The upgrade, as on a database that had none of the migrations since versions compare
+    // past the nanosecond.
+    sqlx::raw_sql(
+        "alter table records drop column version_subnanos; alter table post_withdrawals drop column version_subnanos;
+        drop table pending_recompute;
+        delete from _sqlx_migrations where version in (20261130000011, 20261130000012)",
+    )
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    ecpat_indicators::app::migrate(&env.settings).await.expect("the migrations pass over escaped NULs");
+
+    let subnanos: String =
+        sqlx::query_scalar("select version_subnanos from records where record_key = '[\"pub-fine\"]'")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(subnanos, "1", "the digits past the ninth of the other events are filled in");
+    assert_eq!(as_model(&env.values().await), model::values(&all));
+    env.cleanup().await;
+}

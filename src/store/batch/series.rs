@@ -60,7 +60,8 @@ pub(super) async fn preload_series(
             row.version_source,
             row.version_id,
             row.event_seq,
-        ) else {
+        )
+        else {
             continue;
         };
         let stored = StoredRow {
