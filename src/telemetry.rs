@@ -4,6 +4,7 @@
 use std::error::Error;
 use std::io::IsTerminal;
 
+use sqlx::migrate::MigrateError;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber once; `RUST_LOG` overrides the default `info` level.
@@ -30,8 +31,13 @@ pub fn one_line(error: &(dyn Error + 'static)) -> String {
         // PostgreSQL's errors end with the line of the server's source code that raised them
         // (`role "x" does not exist at line 768`), which means nothing to whoever reads the
         // message; their source is that same error again.
-        let (text, source) = match error.downcast_ref::<sqlx::Error>() {
-            Some(sqlx::Error::Database(db)) => (format!("error returned from database: {}", db.message()), None),
+        // A failed migration's message holds its database error, source line included.
+        let (text, source) = match (error.downcast_ref::<sqlx::Error>(), error.downcast_ref::<MigrateError>()) {
+            (Some(sqlx::Error::Database(db)), _) => (format!("error returned from database: {}", db.message()), None),
+            (_, Some(MigrateError::Execute(e))) => ("while executing migrations".to_owned(), Some(e as &dyn Error)),
+            (_, Some(MigrateError::ExecuteMigration(e, version))) => {
+                (format!("while executing migration {version}"), Some(e as &dyn Error))
+            }
             _ => (error.to_string(), error.source()),
         };
         if line.is_empty() {

@@ -471,3 +471,35 @@ async fn a_missing_role_is_logged_without_the_servers_source_line() {
     signal(child.id().unwrap(), "TERM");
     assert!(timeout(STOP, child.wait()).await.expect("run stops on SIGTERM").unwrap().success());
 }
+
+#[tokio::test]
+async fn a_migration_the_database_refuses_is_one_line_naming_the_refusal_once() {
+    // A role that may log in but not create tables in the database's `public` schema.
+    let suffix = std::process::id();
+    let (role, database) = (format!("ecpat_no_create_{suffix}"), format!("t_dev_no_create_{suffix}"));
+    let admin = sqlx::PgPool::connect(&format!("{}/postgres", database_base())).await.expect("PostgreSQL");
+    for statement in [
+        format!("drop database if exists {database}"),
+        format!("drop role if exists {role}"),
+        format!("create role {role} login"),
+        format!("create database {database}"),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&admin).await.unwrap();
+    }
+    let mut url = url::Url::parse(&database_base()).unwrap();
+    url.set_username(&role).unwrap();
+    url.set_password(None).unwrap();
+    url.set_path(&database);
+
+    let (status, stderr) =
+        finish(binary(&crate_dir(), &["migrate"], &[("DATABASE_URL", url.as_str())]), Duration::from_secs(15)).await;
+
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("cannot apply the migrations: while executing migrations"), "{stderr}");
+    assert_eq!(stderr.matches("permission denied for schema public").count(), 1, "said once: {stderr}");
+    assert!(!stderr.contains(" at line "), "PostgreSQL's source line means nothing here: {stderr}");
+    for statement in [format!("drop database {database} with (force)"), format!("drop role {role}")] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&admin).await.unwrap();
+    }
+}
