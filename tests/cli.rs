@@ -134,3 +134,29 @@ async fn unknown_filters_missing_ids_and_limits_beyond_the_apis_are_errors() {
     }
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_redelivered_replay_naming_a_rejection_that_does_not_exist_is_kept_once() {
+    use ecpat_indicators::envelope::decode;
+    use ecpat_indicators::store::batch::{Message, apply};
+    use ecpat_indicators::store::known::Known;
+
+    let env = TestEnv::new("replay_unknown").await;
+    let body = b"{not json".to_vec();
+    let message = || Message {
+        routing_key: "org.ecpat.test".into(),
+        headers: json!({"x-ecpat-replay-of": 987654321}),
+        size: body.len(),
+        decoded: decode(&body),
+        maybe_applied: true,
+    };
+
+    // The same message twice, as a broker redelivers one whose batch may have committed.
+    apply(&env.pool, &[message()], &mut Known::new(0)).await.unwrap();
+    apply(&env.pool, &[message()], &mut Known::new(0)).await.unwrap();
+
+    let stored: Vec<Option<i64>> =
+        sqlx::query_scalar("select replay_of from rejections").fetch_all(&env.pool).await.unwrap();
+    assert_eq!(stored, vec![None], "kept once, pointing to no rejection that does not exist");
+    env.cleanup().await;
+}

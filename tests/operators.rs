@@ -125,17 +125,10 @@ fn free_addr() -> String {
 
 /// The variables that point a worker at a test's database and broker names.
 fn worker_vars(env: &TestEnv, http: &str) -> Vec<(&'static str, String)> {
-    let amqp = &env.settings.amqp;
-    vec![
-        ("DATABASE_URL", env.settings.database.url.clone()),
-        ("AMQP_URL", amqp_url()),
-        ("HTTP_ADDR", http.to_owned()),
-        ("ECPAT_AMQP__EXCHANGE", amqp.exchange.clone()),
-        ("ECPAT_AMQP__QUEUE", amqp.queue.clone()),
-        ("ECPAT_AMQP__DEAD_LETTER_EXCHANGE", amqp.dead_letter_exchange.clone()),
-        ("ECPAT_AMQP__DEAD_LETTER_QUEUE", amqp.dead_letter_queue.clone()),
-        ("RUST_LOG", "warn".to_owned()),
-    ]
+    let mut vars: Vec<(&'static str, String)> =
+        common::binary_env(&env.settings).into_iter().map(|(key, value)| (key, value.to_owned())).collect();
+    vars.extend([("HTTP_ADDR", http.to_owned()), ("RUST_LOG", "warn".to_owned())]);
+    vars
 }
 
 /// Starts `run` from `dir` with `args` before the subcommand, as a [`Worker`].

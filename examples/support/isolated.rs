@@ -21,6 +21,7 @@ pub fn settings(name: &str) -> Settings {
     settings.amqp.queue = format!("{name}.indicators");
     settings.amqp.dead_letter_exchange = format!("{name}.dead");
     settings.amqp.dead_letter_queue = format!("{name}.dead.q");
+    settings.amqp.unrouted_exchange = format!("{name}.unrouted");
     settings
 }
 
@@ -31,7 +32,7 @@ pub async fn remove(settings: &Settings, name: &str, pool: PgPool) {
         for q in [&settings.amqp.queue, &settings.amqp.dead_letter_queue] {
             let _ = channel.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
         }
-        for x in [&settings.amqp.exchange, &settings.amqp.dead_letter_exchange] {
+        for x in [&settings.amqp.exchange, &settings.amqp.dead_letter_exchange, &settings.amqp.unrouted_exchange] {
             let _ = channel.exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default()).await;
         }
         let _ = connection.close(200, "ok".into()).await;

@@ -1107,7 +1107,7 @@ fn code_rank(code: &str) -> usize {
 
 /// Stores every rejection of the batch; returns their reasons.
 async fn insert_rejections(tx: &mut PgConnection, messages: &[Message]) -> Result<Vec<Reason>, sqlx::Error> {
-    let seen = already_rejected(tx, messages).await?;
+    let (seen, replayed) = already_rejected(tx, messages).await?;
     let mut reasons = Vec::new();
     let mut details = Vec::new();
     let mut routing_keys = Vec::new();
@@ -1124,7 +1124,9 @@ async fn insert_rejections(tx: &mut PgConnection, messages: &[Message]) -> Resul
             let hash = hex::encode(Sha256::digest(&rejection.raw));
             let index = rejection.index.map(|i| i as i32);
             let routing_key = sanitize(&message.routing_key);
-            if message.maybe_applied && seen.contains(&(hash.clone(), routing_key.clone(), index, replay_of)) {
+            // A stored rejection points only to a rejection that exists (the insert below).
+            let stored_replay_of = replay_of.filter(|id| replayed.contains(id));
+            if message.maybe_applied && seen.contains(&(hash.clone(), routing_key.clone(), index, stored_replay_of)) {
                 continue;
             }
             let whole = rejection.raw.len() > MAX_BODY;
@@ -1168,18 +1170,15 @@ async fn insert_rejections(tx: &mut PgConnection, messages: &[Message]) -> Resul
 }
 
 /// The stored rejections (hash, routing key, batch index, the rejection a replay came
-/// from) that messages which may have been applied before could repeat.
-async fn already_rejected(
-    tx: &mut PgConnection,
-    messages: &[Message],
-) -> Result<HashSet<(String, String, Option<i32>, Option<i64>)>, sqlx::Error> {
-    let hashes: Vec<String> = messages
-        .iter()
-        .filter(|m| m.maybe_applied)
+/// from) that messages which may have been applied before could repeat, and which of the
+/// rejections their replay headers name exist.
+async fn already_rejected(tx: &mut PgConnection, messages: &[Message]) -> Result<(Seen, HashSet<i64>), sqlx::Error> {
+    let maybe_applied = || messages.iter().filter(|m| m.maybe_applied && !m.decoded.rejections.is_empty());
+    let hashes: Vec<String> = maybe_applied()
         .flat_map(|m| m.decoded.rejections.iter().map(|r| hex::encode(Sha256::digest(&r.raw))))
         .collect();
     if hashes.is_empty() {
-        return Ok(HashSet::new());
+        return Ok((HashSet::new(), HashSet::new()));
     }
     let rows = sqlx::query!(
         "select sha256, routing_key, batch_index, replay_of from rejections where sha256 = any($1::text[])",
@@ -1187,8 +1186,18 @@ async fn already_rejected(
     )
     .fetch_all(&mut *tx)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.sha256, r.routing_key, r.batch_index, r.replay_of)).collect())
+    let seen = rows.into_iter().map(|r| (r.sha256, r.routing_key, r.batch_index, r.replay_of)).collect();
+    let named: Vec<i64> = maybe_applied().filter_map(|m| crate::broker::replay_of(&m.headers)).collect();
+    let replayed = sqlx::query_scalar!("select id from rejections where id = any($1::int8[])", &named)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+    Ok((seen, replayed))
 }
+
+/// Stored rejections, by body hash, routing key, index in the batch and `replay_of`.
+type Seen = HashSet<(String, String, Option<i32>, Option<i64>)>;
 
 /// Announces the changed totals on [`TALLY_CHANNEL`], delivered at commit.
 pub(super) async fn notify(tx: &mut PgConnection, totals: &[TotalChange]) -> Result<(), sqlx::Error> {
