@@ -204,7 +204,7 @@ const EVENT_TYPES: &[&str] = &[
 const BAD_UTF8: &[&[u8]] =
     &[b"\xff", b"\xfe\xff", b"\xc0\x80", b"\xed\xa0\x80", b"\xe2\x82", b"\xf4\x90\x80\x80", b"\x80"];
 
-/// Long strings, each just over or at a limit of the contract (as JSON text).
+/// Long strings, each just over or at a limit of docs/events.md (as JSON text).
 fn long_value(rng: &mut Rng) -> String {
     let (unit, count) =
         *rng.pick(&[("a", 256), ("a", 257), ("é", 256), ("€", 1025), ("x", 2000), ("x", 2001), ("💡", 2001)]);

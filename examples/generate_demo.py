@@ -717,7 +717,7 @@ def programme():
              "assessment not validated by the member")
 
 
-# --- Contract rules (sections 2-3): every event must pass ---
+# --- The producers' rules (docs/events.md): every event must pass ---
 
 ISO_ALPHA2 = set("""
 AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ

@@ -547,7 +547,7 @@ async fn the_csv_export_equals_the_indicator_values_view() {
             })
             .collect();
         let order: Vec<usize> = exported.iter().map(|r| CODES.iter().position(|c| *c == r.0).unwrap()).collect();
-        assert!(order.is_sorted(), "rows in the contract's indicator order: {order:?}");
+        assert!(order.is_sorted(), "rows in the documented indicator order: {order:?}");
         let mut view = view_rows(env, "2019").await;
         exported.sort();
         view.sort();

@@ -1,6 +1,6 @@
 //! Property: any set of events (with corrections, withdrawals, revivals and duplicates),
 //! in any arrival order and split into batches in any way, gives exactly the tallies of a
-//! brute-force model of the contract, and `recompute` gives them too.
+//! brute-force model of the counting rules, and `recompute` gives them too.
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! Several worker processes, and stopping them: the tallies always come out exactly as
-//! the brute-force model of the contract says, nothing lost, nothing counted twice.
+//! the brute-force model of the counting rules says, nothing lost, nothing counted twice.
 
 mod common;
 

@@ -6,7 +6,7 @@
 //! - [`snapshot`]: the event an observation becomes (pure);
 //! - [`http`]: timeouts, retries with backoff, rate limits ([`http::Gate`]);
 //! - [`mastodon`], [`youtube`], [`x`], [`facebook`]: one adapter per platform, mapping its
-//!   documented answer onto the contract's metric names;
+//!   documented answer onto the metric names of docs/events.md;
 //! - [`secret`]: the tokens, from the environment only and never shown;
 //! - [`track`]: `track add|list|remove`.
 
@@ -106,7 +106,7 @@ impl Platform {
 /// What one request to a platform gave: an observation per post asked about, or why none.
 pub type Fetched = Result<Vec<(String, Observation)>, HttpError>;
 
-/// Cumulative totals observed for one post, by contract metric name.
+/// Cumulative totals observed for one post, by metric name (docs/events.md).
 pub type Metrics = BTreeMap<Metric, i64>;
 
 /// What a platform said about one post.
@@ -120,11 +120,11 @@ pub enum Observation {
     Failed(String),
 }
 
-/// The largest total the contract accepts.
+/// The largest total a snapshot may carry.
 pub const MAX_METRIC: i64 = 1_000_000_000_000;
 
 /// A count in a platform's answer: a JSON integer, or a string of digits (YouTube), within
-/// the contract's 0..=1e12. Anything else is treated as not given.
+/// the 0..=1e12 a snapshot allows. Anything else is treated as not given.
 pub fn count(value: Option<&Value>) -> Option<i64> {
     let n = match value? {
         Value::Number(n) => n.as_i64()?,
@@ -159,7 +159,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_are_integers_or_digit_strings_within_the_contract() {
+    fn counts_are_integers_or_digit_strings_within_the_allowed_range() {
         assert_eq!(count(Some(&json!(12))), Some(12));
         assert_eq!(count(Some(&json!("12345"))), Some(12345));
         assert_eq!(count(Some(&json!(-1))), None);

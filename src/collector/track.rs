@@ -1,5 +1,5 @@
 //! `ecpat-indicators track add|list|remove`: the posts registered for the collector, beside
-//! those it finds among the records. Fields are checked by the contract's rules here, so
+//! those it finds among the records. Fields are checked by the rules of docs/events.md here, so
 //! the collector never publishes a snapshot the worker would reject.
 
 use anyhow::Context;

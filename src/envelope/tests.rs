@@ -241,7 +241,7 @@ fn a_type_that_is_not_ours_is_an_unknown_type() {
 }
 
 #[test]
-fn every_event_type_of_the_contract_is_known() {
+fn every_documented_event_type_is_known() {
     for &event_type in EventType::ALL {
         let value = with(&event("e1"), "type", json!(event_type.as_str()));
 

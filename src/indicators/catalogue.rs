@@ -20,7 +20,7 @@ pub struct Entry {
     pub targets: BTreeMap<String, i64>,
 }
 
-/// All 13 entries, in the contract's order.
+/// All 13 entries, in the order of docs/indicators.md.
 #[derive(Clone, Debug)]
 pub struct Catalogue {
     entries: Vec<Entry>,
@@ -65,7 +65,7 @@ impl Catalogue {
         Ok(Catalogue { entries })
     }
 
-    /// The entries in the contract's order.
+    /// The entries in the order of docs/indicators.md.
     pub fn entries(&self) -> &[Entry] {
         &self.entries
     }

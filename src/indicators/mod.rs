@@ -7,7 +7,7 @@ pub mod tally;
 use crate::records::str_enum;
 
 str_enum!(
-    /// Indicator codes, in the contract's order.
+    /// Indicator codes, in the order of docs/indicators.md.
     Code {
         KE1 = "KE1",
         KE2 = "KE2",

@@ -720,7 +720,7 @@ fn catalogue(codes: &[Code], objective: impl Fn(Code) -> &'static str) -> String
 }
 
 #[test]
-fn a_catalogue_with_every_code_once_is_read_in_the_contract_order() {
+fn a_catalogue_with_every_code_once_is_read_in_the_documented_order() {
     let mut reversed = Code::ALL.to_vec();
     reversed.reverse();
     let text = catalogue(&reversed, Code::objective);

@@ -1,5 +1,5 @@
 //! The officially assigned ISO 3166-1 alpha-2 codes, plus `XK` (Kosovo), which the
-//! contract accepts too.
+//! service accepts too (docs/events.md).
 
 /// Every accepted country code, upper-case, sorted so it can be binary-searched.
 const CODES: &[&str] = &[

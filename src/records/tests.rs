@@ -405,7 +405,7 @@ fn a_member_expertise_assessment_is_parsed_and_keyed_by_member_and_year() {
 }
 
 #[test]
-fn every_enumerated_value_of_the_contract_is_accepted() {
+fn every_documented_enumerated_value_is_accepted() {
     let cases: [(EventType, &str, &[&str]); 9] = [
         (EventType::Publication, "scope", &["global", "thematic", "regional", "national"]),
         (

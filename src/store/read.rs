@@ -242,7 +242,7 @@ pub struct ExportRow {
     pub updated_at: DateTime<Utc>,
 }
 
-/// The `indicator_values` rows of one period, in the contract's indicator order.
+/// The `indicator_values` rows of one period, in the order of docs/indicators.md.
 pub async fn export_rows(pool: &PgPool, period: &str) -> Result<Vec<ExportRow>, sqlx::Error> {
     sqlx::query_as!(
         ExportRow,

@@ -161,7 +161,7 @@ impl Acc {
     }
 }
 
-/// Every indicator value the contract gives for this arrival sequence.
+/// Every indicator value the counting rules give for this arrival sequence.
 pub fn values(arrivals: &[Value]) -> Values {
     let mut acc = Acc::default();
     for ((record_type, _), d) in current_records(arrivals) {
