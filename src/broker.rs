@@ -113,8 +113,9 @@ pub async fn declare_topology(connection: &Connection, settings: &Amqp) -> Resul
                 exchange = %settings.exchange,
                 alternate_exchange = %settings.unrouted_exchange,
                 policy = %unrouted_policy(settings),
-                "The exchange has no alternate-exchange argument: unless a policy gives it one, RabbitMQ drops \
-                 messages whose routing key matches no binding. Set the policy (docs/operations.md)."
+                "The exchange has no alternate-exchange argument (it was declared before, with other arguments): \
+                 unless a policy gives it one, RabbitMQ drops messages whose routing key matches no binding. Set \
+                 the policy (docs/operations.md)."
             );
             let channel = connection.create_channel().await?;
             let passive = ExchangeDeclareOptions { passive: true, ..durable };
@@ -177,9 +178,20 @@ pub fn unrouted_policy(settings: &Amqp) -> String {
     format!(
         r#"rabbitmqctl set_policy {vhost}{} '^{}$' '{{"alternate-exchange":"{}"}}' --apply-to exchanges"#,
         settings.unrouted_exchange,
-        settings.exchange.replace('.', r"\."),
+        regex_escaped(&settings.exchange),
         settings.unrouted_exchange
     )
+}
+
+/// `name` with the characters that mean something in a regular expression escaped.
+fn regex_escaped(name: &str) -> String {
+    name.chars().fold(String::new(), |mut escaped, c| {
+        if r"\.+*?()|[]{}^$".contains(c) {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+        escaped
+    })
 }
 
 /// Whether the broker refused a declaration because the object exists with other settings.
@@ -346,5 +358,7 @@ mod tests {
         );
         amqp.url = "amqp://127.0.0.1:5672/indicators".into();
         assert!(unrouted_policy(&amqp).starts_with("rabbitmqctl set_policy -p 'indicators' ecpat.events.unrouted "));
+        amqp.exchange = "events+(v2)".into();
+        assert!(unrouted_policy(&amqp).contains(r"'^events\+\(v2\)$'"), "{}", unrouted_policy(&amqp));
     }
 }
