@@ -469,7 +469,8 @@ async fn a_missing_role_is_logged_without_the_servers_source_line() {
 async fn a_migration_the_database_refuses_is_one_line_naming_the_refusal_once() {
     // A role that may log in but not create tables in the database's `public` schema.
     let suffix = std::process::id();
-    let (role, database) = (format!("ecpat_no_create_{suffix}"), format!("t_dev_no_create_{suffix}"));
+    let (role, database) =
+        (format!("ecpat_no_create_{suffix}"), format!("t_{}_no_create_{suffix}", common::test_run()));
     let admin = sqlx::PgPool::connect(&format!("{}/postgres", database_base())).await.expect("PostgreSQL");
     for statement in [
         format!("drop database if exists {database}"),

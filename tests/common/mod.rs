@@ -30,7 +30,7 @@ pub fn amqp_url() -> String {
 
 /// The test run this process belongs to (`TEST_RUN_ID`, set by `scripts/test`), so that a
 /// run can drop the databases it created and only those.
-fn test_run() -> String {
+pub fn test_run() -> String {
     std::env::var("TEST_RUN_ID").unwrap_or_else(|_| "dev".into())
 }
 
