@@ -137,18 +137,14 @@ async fn unknown_filters_missing_ids_and_limits_beyond_the_apis_are_errors() {
 
 #[tokio::test]
 async fn a_redelivered_replay_naming_a_rejection_that_does_not_exist_is_kept_once() {
-    use ecpat_indicators::envelope::decode;
     use ecpat_indicators::store::batch::{Message, apply};
     use ecpat_indicators::store::known::Known;
 
     let env = TestEnv::new("replay_unknown").await;
-    let body = b"{not json".to_vec();
     let message = || Message {
-        routing_key: "org.ecpat.test".into(),
         headers: json!({"x-ecpat-replay-of": 987654321}),
-        size: body.len(),
-        decoded: decode(&body),
         maybe_applied: true,
+        ..common::message("{not json".into())
     };
 
     // The same message twice, as a broker redelivers one whose batch may have committed.

@@ -5,8 +5,7 @@
 mod common;
 
 use common::generate::{Rng, events};
-use common::{TestEnv, as_model, model};
-use ecpat_indicators::envelope::decode;
+use common::{TestEnv, as_model, message, model};
 use ecpat_indicators::store::batch::{Message, apply, finish, store};
 use ecpat_indicators::store::known::Known;
 use ecpat_indicators::store::recompute::recompute;
@@ -57,17 +56,6 @@ fn distinct(events: &[Value]) -> i64 {
 
 async fn stored_events(env: &TestEnv) -> i64 {
     sqlx::query_scalar("select count(*) from events").fetch_one(&env.pool).await.unwrap()
-}
-
-/// A message as taken from the broker, holding `body`.
-fn message(body: String) -> Message {
-    Message {
-        routing_key: "org.ecpat.test".into(),
-        headers: Value::Object(Default::default()),
-        size: body.len(),
-        decoded: decode(body.as_bytes()),
-        maybe_applied: false,
-    }
 }
 
 /// One message per event.

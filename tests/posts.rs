@@ -69,14 +69,7 @@ async fn a_snapshot_with_only_likes_and_a_corrected_published_at_moves_shares_to
 
 /// A message holding one event, as taken from the broker.
 fn message(event: &Value) -> Message {
-    let body = event.to_string();
-    Message {
-        routing_key: "org.ecpat.test".into(),
-        headers: Value::Object(Default::default()),
-        size: body.len(),
-        decoded: decode(body.as_bytes()),
-        maybe_applied: false,
-    }
+    common::message(event.to_string())
 }
 
 /// Rewrites every live social series as the previous version stored it: with the

@@ -552,7 +552,8 @@ async fn preload(tx: &mut PgConnection, wanted: &Wanted, known: &Known) -> Resul
     }
     let posts: Vec<String> =
         wanted.posts.iter().filter(|post| matches!(known.post(post), Lookup::Unknown)).cloned().collect();
-    let rows = sqlx::query!(
+    let rows = sqlx::query_as!(
+        JoinedRow,
         r#"select g.n as "generation!", r.record_type as "record_type?", r.record_key as "record_key?", r.post_key,
             r.version_secs as "version_secs?", r.version_nanos as "version_nanos?",
             r.version_subnanos as "version_subnanos?", r.version_source as "version_source?",
@@ -567,41 +568,7 @@ async fn preload(tx: &mut PgConnection, wanted: &Wanted, known: &Known) -> Resul
     .await?;
     let generation = rows.first().map_or(0, |row| row.generation);
     let mut records: HashMap<RecordKey, Option<Current>> = HashMap::new();
-    for row in rows {
-        let (
-            Some(record_type),
-            Some(record_key),
-            Some(secs),
-            Some(nanos),
-            Some(subnanos),
-            Some(source),
-            Some(id),
-            Some(event_seq),
-        ) = (
-            row.record_type,
-            row.record_key,
-            row.version_secs,
-            row.version_nanos,
-            row.version_subnanos,
-            row.version_source,
-            row.version_id,
-            row.event_seq,
-        )
-        else {
-            continue;
-        };
-        let stored = StoredRow {
-            record_type,
-            record_key,
-            post_key: row.post_key,
-            version_secs: secs,
-            version_nanos: nanos,
-            version_subnanos: subnanos,
-            version_source: source,
-            version_id: id,
-            event_seq,
-            record: row.record,
-        };
+    for stored in rows.into_iter().filter_map(JoinedRow::stored) {
         let (key, current) = stored.current()?;
         records.insert(key, Some(current));
     }
@@ -798,6 +765,40 @@ async fn load_before(
     }
     absent.posts.extend(unseen.into_iter().cloned());
     Ok((before, absent))
+}
+
+/// A row of the generation left-joined to the current versions it was read with: no
+/// version when none of the records asked for is stored.
+struct JoinedRow {
+    generation: i64,
+    record_type: Option<String>,
+    record_key: Option<String>,
+    post_key: Option<String>,
+    version_secs: Option<i64>,
+    version_nanos: Option<i32>,
+    version_subnanos: Option<String>,
+    version_source: Option<String>,
+    version_id: Option<String>,
+    event_seq: Option<i64>,
+    record: Option<String>,
+}
+
+impl JoinedRow {
+    /// The stored version the row holds, if it holds one.
+    fn stored(self) -> Option<StoredRow> {
+        Some(StoredRow {
+            record_type: self.record_type?,
+            record_key: self.record_key?,
+            post_key: self.post_key,
+            version_secs: self.version_secs?,
+            version_nanos: self.version_nanos?,
+            version_subnanos: self.version_subnanos?,
+            version_source: self.version_source?,
+            version_id: self.version_id?,
+            event_seq: self.event_seq?,
+            record: self.record,
+        })
+    }
 }
 
 /// A stored current version, as read.

@@ -385,3 +385,15 @@ pub fn as_model(rows: &[ValueRow]) -> model::Values {
         .map(|r| ((r.indicator.clone(), r.period.clone(), r.dimension.clone(), r.key.clone()), r.value))
         .collect()
 }
+
+/// A message as taken from the broker, holding `body` (for tests that apply batches through
+/// the store directly).
+pub fn message(body: String) -> ecpat_indicators::store::batch::Message {
+    ecpat_indicators::store::batch::Message {
+        routing_key: "org.ecpat.test".into(),
+        headers: Value::Object(Default::default()),
+        size: body.len(),
+        decoded: ecpat_indicators::envelope::decode(body.as_bytes()),
+        maybe_applied: false,
+    }
+}

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use sqlx::PgConnection;
 
-use super::{StoredRow, Wanted};
+use super::{JoinedRow, Wanted};
 use crate::ledger::{Before, Current};
 use crate::records::RecordKey;
 use crate::store::known::Known;
@@ -23,11 +23,12 @@ pub(super) async fn preload_series(
     if posts.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows = sqlx::query!(
+    let rows = sqlx::query_as!(
+        JoinedRow,
         r#"select g.n as "generation!", r.record_type as "record_type?", r.record_key as "record_key?", r.post_key,
             r.version_secs as "version_secs?", r.version_nanos as "version_nanos?",
-            r.version_subnanos as "version_subnanos?", r.version_source as "version_source?", r.version_id as "version_id?", r.event_seq as "event_seq?",
-            r.record::text as record
+            r.version_subnanos as "version_subnanos?", r.version_source as "version_source?",
+            r.version_id as "version_id?", r.event_seq as "event_seq?", r.record::text as record
         from apply_generation g
         left join records r on r.post_key = any($1::text[])"#,
         &posts,
@@ -41,41 +42,7 @@ pub(super) async fn preload_series(
     for post in posts {
         series.insert(post, vec![]);
     }
-    for row in rows {
-        let (
-            Some(record_type),
-            Some(record_key),
-            Some(secs),
-            Some(nanos),
-            Some(subnanos),
-            Some(source),
-            Some(id),
-            Some(event_seq),
-        ) = (
-            row.record_type,
-            row.record_key,
-            row.version_secs,
-            row.version_nanos,
-            row.version_subnanos,
-            row.version_source,
-            row.version_id,
-            row.event_seq,
-        )
-        else {
-            continue;
-        };
-        let stored = StoredRow {
-            record_type,
-            record_key,
-            post_key: row.post_key,
-            version_secs: secs,
-            version_nanos: nanos,
-            version_subnanos: subnanos,
-            version_source: source,
-            version_id: id,
-            event_seq,
-            record: row.record,
-        };
+    for stored in rows.into_iter().filter_map(JoinedRow::stored) {
         let (key, current) = stored.current()?;
         if let Some(of_post) = current.post_key.as_ref().and_then(|post| series.get_mut(post)) {
             of_post.push((key, current));
