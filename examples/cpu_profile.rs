@@ -1,5 +1,5 @@
 //! The worker's pure-CPU path, without RabbitMQ or PostgreSQL (not a test): decoding
-//! message bodies, and planning batches of new events as `store::batch` does.
+//! message bodies, and planning batches of new events as `apply` does.
 //!
 //! Realistic events (the benchmark's generator, seed 2026, 5,000 keys per record type) are
 //! serialised as CloudEvents batch bodies of 100 and decoded; the distinct events are then
@@ -113,7 +113,7 @@ struct State {
 }
 
 impl State {
-    /// What `store::batch::load_before` would load for `events`.
+    /// What `store::records::load` would load for `events`.
     fn before(&self, events: &[(i64, &Event)]) -> Before {
         let mut before = Before::default();
         let mut keep = |key: RecordKey, current: &Current| {

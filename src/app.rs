@@ -67,7 +67,7 @@ pub async fn run(settings: Settings, shutdown: watch::Receiver<bool>) -> anyhow:
         return Ok(());
     }
     health.set_migrated();
-    health.set_database_ok(true);
+    health.set_database_ok();
     consumer::run(settings, pool.clone(), health, shutdown).await;
     server.await.context("the HTTP server panicked")?.context("the HTTP server failed")?;
     pool.close().await;

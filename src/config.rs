@@ -65,11 +65,13 @@ pub struct Consumer {
     pub batch_timeout_ms: u64,
     /// A batch also goes when no message came for this long.
     pub batch_idle_ms: u64,
-    /// Current versions a worker keeps in memory between its batches (0: none).
-    pub known_records: usize,
     /// Events the worker lets the broker hand it at once: its prefetch, in messages, is set
     /// from the events per message it sees (at most `amqp.prefetch`).
     pub events_in_flight: usize,
+    /// Message bytes the worker lets the broker hand it at once, in MiB: the prefetch is also
+    /// set from the mean size of the messages it sees, so that large events cannot fill
+    /// its memory.
+    pub mib_in_flight: usize,
     pub retry_initial_ms: u64,
     pub retry_max_ms: u64,
 }

@@ -9,14 +9,16 @@
 //! - [`consumer`]: batches of deliveries, applied then acknowledged;
 //! - [`envelope`]: bytes to validated CloudEvents, or rejections;
 //! - [`records`]: the records events carry, parsed and normalised;
+//! - [`apply`]: a batch from decoded messages to committed tallies, in one place;
 //! - [`ledger`]: which version of each record is current (pure);
 //! - [`indicators`]: the catalogue and the counting rules (pure);
-//! - [`store`]: all SQL: applying batches, reading, recomputing;
+//! - [`store`]: all SQL, by table (events, records, tallies, rejections), and reading;
 //! - [`api`], [`health`], [`metrics`]: the HTTP API, readiness and Prometheus metrics;
 //! - [`app`], [`cli`]: the subcommands.
 
 pub mod api;
 pub mod app;
+pub mod apply;
 pub mod broker;
 pub mod cli;
 pub mod collector;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::store::batch::Outcome;
+use crate::apply::Outcome;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 

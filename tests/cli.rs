@@ -137,8 +137,7 @@ async fn unknown_filters_missing_ids_and_limits_beyond_the_apis_are_errors() {
 
 #[tokio::test]
 async fn a_redelivered_replay_naming_a_rejection_that_does_not_exist_is_kept_once() {
-    use ecpat_indicators::store::batch::{Message, apply};
-    use ecpat_indicators::store::known::Known;
+    use ecpat_indicators::apply::{Message, apply};
 
     let env = TestEnv::new("replay_unknown").await;
     let message = || Message {
@@ -148,8 +147,8 @@ async fn a_redelivered_replay_naming_a_rejection_that_does_not_exist_is_kept_onc
     };
 
     // The same message twice, as a broker redelivers one whose batch may have committed.
-    apply(&env.pool, &[message()], &mut Known::new(0)).await.unwrap();
-    apply(&env.pool, &[message()], &mut Known::new(0)).await.unwrap();
+    apply(&env.pool, &[message()]).await.unwrap();
+    apply(&env.pool, &[message()]).await.unwrap();
 
     let stored: Vec<Option<i64>> =
         sqlx::query_scalar("select replay_of from rejections").fetch_all(&env.pool).await.unwrap();

@@ -354,6 +354,53 @@ async fn poison_is_dead_lettered(name: &str, table: &str, condition: &str) {
     env.cleanup().await;
 }
 
+/// A stored record that no longer reads (edited by hand, say) is a fault no retry can
+/// cure: the batches that name it are not retried forever but applied message by message,
+/// the one message naming it is dead-lettered, every other event is counted, and the
+/// worker never reports the database unreachable.
+#[tokio::test]
+async fn a_stored_record_that_does_not_read_is_not_retried_but_dead_lettered() {
+    let mut env = TestEnv::new("faults_corrupt").await;
+    let w = env.spawn_worker();
+    env.worker(w).wait_ready(WAIT).await;
+    env.publish(&[common::publication("p1", "2019-05-01T10:00:00Z", "pub-1", "global", "2019-04-30")]).await;
+    wait_until_stored(&env, 1).await;
+    let broken = sqlx::query(r#"update records set record = '{"not": "a record"}' where record_key = '["pub-1"]'"#)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(broken.rows_affected(), 1);
+
+    let correction = common::publication("p1-fix", "2019-06-01T10:00:00Z", "pub-1", "thematic", "2019-04-30");
+    let mut later: Vec<_> = (0..10)
+        .map(|i| {
+            common::publication(
+                &format!("p{i}-other"),
+                "2019-05-01T10:00:00Z",
+                &format!("pub-o{i}"),
+                "global",
+                "2019-04-30",
+            )
+        })
+        .collect();
+    later.insert(5, correction.clone());
+    env.publish(&later).await;
+    let start = Instant::now();
+    while dead_lettered(&env).await == 0 {
+        assert!(start.elapsed() < WAIT, "the message naming the unreadable record was not dead-lettered");
+        assert_eq!(readiness(env.worker(w)).await, 200, "the worker reports a refused batch as not ready");
+        tokio::time::sleep(POLL).await;
+    }
+    wait_until_stored(&env, 11).await;
+    assert_eq!(env.counts().await, (11, 0), "(events, rejections): every other event is stored");
+    assert_eq!(metric(env.worker(w), "ecpat_batch_retries_total").await, 0.0, "a permanent fault is not retried");
+    assert!(metric(env.worker(w), "ecpat_messages_returned_total").await >= 1.0);
+    assert_eq!(env.value("KE1", "2019", "", "").await, 11, "the ten others and the record as it was");
+    stop(env.worker(w));
+    assert_eq!(env.queue_depth().await, (0, 0));
+    env.cleanup().await;
+}
+
 /// The `reason` of the first `x-death` entry RabbitMQ adds when it dead-letters.
 fn death_reason(headers: Option<&FieldTable>) -> Option<String> {
     let Some(AMQPValue::FieldArray(deaths)) = headers?.inner().get("x-death") else { return None };

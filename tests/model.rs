@@ -6,14 +6,12 @@ mod common;
 
 use common::generate::{Rng, events};
 use common::{TestEnv, as_model, message, model};
-use ecpat_indicators::store::batch::{Message, apply, finish, store};
-use ecpat_indicators::store::known::Known;
+use ecpat_indicators::apply::{Message, apply};
 use ecpat_indicators::store::recompute::recompute;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::Value;
 use std::collections::HashSet;
-use std::time::Duration;
 
 /// Splits `events` into batches of messages; some messages are CloudEvents batches.
 fn batches(events: &[Value], rng: &mut Rng, max_batch: u64) -> Vec<Vec<Message>> {
@@ -86,13 +84,8 @@ async fn any_arrival_order_and_batch_split_gives_the_model_tallies() {
                 let arrivals = shuffled(&events(seed, n), &mut rng);
                 let expected = model::values(&arrivals);
 
-                // Two workers, each with what it knows (sometimes little: a small capacity),
-                // taking the batches in turn at random: each forgets what the other changed.
-                let capacity = |rng: &mut Rng| if rng.chance(50) { 100_000 } else { rng.below(40) as usize };
-                let mut workers = [Known::new(capacity(&mut rng)), Known::new(capacity(&mut rng))];
                 for batch in batches(&arrivals, &mut rng, max_batch) {
-                    let known = &mut workers[rng.below(4).min(1) as usize];
-                    apply(&env.pool, &batch, known).await.unwrap();
+                    apply(&env.pool, &batch).await.unwrap();
                 }
                 let incremental = as_model(&env.values().await);
                 prop_assert_eq!(&incremental, &expected, "incremental tallies differ from the model");
@@ -100,8 +93,7 @@ async fn any_arrival_order_and_batch_split_gives_the_model_tallies() {
                 // Everything again, in another order and split: all duplicates, no change.
                 let again = shuffled(&arrivals, &mut rng);
                 for batch in batches(&again, &mut rng, max_batch) {
-                    let known = &mut workers[rng.below(4).min(1) as usize];
-                    let outcome = apply(&env.pool, &batch, known).await.unwrap();
+                    let outcome = apply(&env.pool, &batch).await.unwrap();
                     prop_assert_eq!(outcome.applied + outcome.stale, 0);
                 }
                 prop_assert_eq!(&as_model(&env.values().await), &expected, "duplicates changed a tally");
@@ -118,9 +110,8 @@ async fn any_arrival_order_and_batch_split_gives_the_model_tallies() {
     }
 }
 
-/// Two workers applying batches at the same time: each reads what it does not know before
-/// taking the apply lock, while the other applies, and must read again under the lock
-/// whatever the other changed meanwhile. Any interleaving gives the model's tallies.
+/// Two workers applying batches at the same time, touching the same keys: any
+/// interleaving gives the model's tallies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_applying_at_once_give_the_model_tallies() {
     let env = TestEnv::new("model_concurrent").await;
@@ -137,17 +128,16 @@ async fn two_workers_applying_at_once_give_the_model_tallies() {
                 let expected = model::values(&arrivals);
                 let queue = std::sync::Mutex::new(batches(&arrivals, &mut rng, max_batch));
                 let take = || queue.lock().unwrap().pop();
-                let worker = |capacity: usize| {
+                let worker = || {
                     let pool = env.pool.clone();
                     let take = &take;
                     async move {
-                        let mut known = Known::new(capacity);
                         while let Some(batch) = take() {
-                            apply(&pool, &batch, &mut known).await.unwrap();
+                            apply(&pool, &batch).await.unwrap();
                         }
                     }
                 };
-                tokio::join!(worker(100_000), worker(rng.below(40) as usize));
+                tokio::join!(worker(), worker());
                 prop_assert_eq!(&as_model(&env.values().await), &expected, "tallies differ from the model");
                 prop_assert_eq!(stored_events(&env).await, distinct(&arrivals), "each event is stored once");
                 Ok(())
@@ -160,46 +150,27 @@ async fn two_workers_applying_at_once_give_the_model_tallies() {
     }
 }
 
-/// Two workers store batches that hold the same events, both before either is applied:
-/// the second does not wait for the first (with a unique key on events it would, until the
-/// first commits, and this test would time out), and under the apply lock it deletes its
-/// copies of what the first committed, found in `apply_log` or, when the log rows are
-/// gone, by looking every event up. Each event is stored and counted once.
+/// Two workers apply, at the same moment, batches that hold the same events: each event is
+/// stored and counted once, whichever commits first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn copies_stored_at_once_by_two_workers_are_kept_and_counted_once() {
+async fn the_same_events_applied_at_once_by_two_workers_are_stored_and_counted_once() {
     let env = TestEnv::new("model_copies").await;
-    for log_lost in [false, true] {
+    for round in 0..4 {
         reset(&env).await;
-        let all = events(11, 120);
+        let all = events(11 + round, 120);
         let (shared, own) = all.split_at(80);
         let first = messages(shared);
         let mut second_events = own.to_vec();
         second_events.extend(shared.iter().rev().cloned());
         let second = messages(&second_events);
-        let a = store(&env.pool, &first, None).await.unwrap();
-        let b = tokio::time::timeout(Duration::from_secs(10), store(&env.pool, &second, None))
-            .await
-            .expect("storing the second batch waited for the first")
-            .unwrap();
-        let one = finish(a, &first, &mut Known::new(1000)).await.unwrap();
-        if log_lost {
-            sqlx::query("delete from apply_log").execute(&env.pool).await.unwrap();
-        }
-        let two = finish(b, &second, &mut Known::new(1000)).await.unwrap();
-        let from_first = distinct(shared);
-        assert_eq!((one.applied + one.stale) as i64, from_first, "log lost: {log_lost}");
-        assert_eq!(
-            two.applied + two.stale + two.duplicates,
-            second_events.len(),
-            "every event of the second batch is counted once (log lost: {log_lost})"
-        );
-        assert_eq!(
-            (two.applied + two.stale) as i64,
-            distinct(&all) - from_first,
-            "the second batch applies only what the first did not hold (log lost: {log_lost})"
-        );
-        assert_eq!(stored_events(&env).await, distinct(&all), "each event is stored once (log lost: {log_lost})");
-        assert_eq!(as_model(&env.values().await), model::values(&all), "log lost: {log_lost}");
+        let (one, two) = tokio::join!(apply(&env.pool, &first), apply(&env.pool, &second));
+        let (one, two) = (one.unwrap(), two.unwrap());
+        let counted = |outcome: &ecpat_indicators::apply::Outcome| (outcome.applied + outcome.stale) as i64;
+        assert_eq!(one.applied + one.stale + one.duplicates, shared.len(), "round {round}");
+        assert_eq!(two.applied + two.stale + two.duplicates, second_events.len(), "round {round}");
+        assert_eq!(counted(&one) + counted(&two), distinct(&all), "every event counted once (round {round})");
+        assert_eq!(stored_events(&env).await, distinct(&all), "each event is stored once (round {round})");
+        assert_eq!(as_model(&env.values().await), model::values(&all), "round {round}");
     }
     env.cleanup().await;
 }

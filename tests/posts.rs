@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use common::generate::events;
 use common::{TestEnv, as_model, model, snapshot};
+use ecpat_indicators::apply::{Message, apply};
 use ecpat_indicators::envelope::decode;
 use ecpat_indicators::records::Change;
-use ecpat_indicators::store::batch::{Message, apply};
-use ecpat_indicators::store::known::Known;
 use ecpat_indicators::store::recompute::recompute;
 use serde_json::{Value, json};
 
@@ -104,6 +103,17 @@ async fn store_as_each_series_kept_its_own(env: &TestEnv) {
     recompute(&env.pool).await.unwrap();
 }
 
+/// Takes a database back to before migration 0014 (the tables and index it replaced), as
+/// a database that has not had the later migrations has them.
+const BEFORE_LOCK_FIRST: &str = "
+    create table apply_generation (single boolean primary key default true check (single), n bigint not null);
+    insert into apply_generation (n) values (0);
+    create table apply_log (generation bigint primary key, records bigint[] not null, posts bigint[] not null,
+        events bigint[] not null default '{}');
+    create index events_event_key on events (event_key);
+    drop index events_event_key_unique;
+    delete from _sqlx_migrations where version = 20261201000014;";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrading_gives_every_series_its_post_latest_attributes_and_rebuilds_the_tallies() {
     let env = TestEnv::new("post_upgrade").await;
@@ -113,10 +123,9 @@ async fn upgrading_gives_every_series_its_post_latest_attributes_and_rebuilds_th
         corrected_likes("post-a", "a2", "2019-03-09T10:00:00Z"),
     ];
     all.extend(events(13, 400));
-    let mut known = Known::new(0);
     for chunk in all.chunks(40) {
         let batch: Vec<Message> = chunk.iter().map(message).collect();
-        apply(&env.pool, &batch, &mut known).await.unwrap();
+        apply(&env.pool, &batch).await.unwrap();
     }
     let expected = model::values(&all);
     assert_eq!(as_model(&env.values().await), expected);
@@ -129,10 +138,12 @@ async fn upgrading_gives_every_series_its_post_latest_attributes_and_rebuilds_th
 
     // The upgrade, as on a database that never had the migration: every command starts
     // with `migrate`.
-    sqlx::raw_sql("drop table pending_recompute; delete from _sqlx_migrations where version = 20261130000012")
-        .execute(&env.pool)
-        .await
-        .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "{BEFORE_LOCK_FIRST} drop table pending_recompute; delete from _sqlx_migrations where version = 20261130000012"
+    )))
+    .execute(&env.pool)
+    .await
+    .unwrap();
     ecpat_indicators::app::migrate(&env.settings).await.unwrap();
 
     assert_eq!(as_model(&env.values().await), expected, "the stored tallies follow the latest snapshots");
@@ -141,7 +152,7 @@ async fn upgrading_gives_every_series_its_post_latest_attributes_and_rebuilds_th
     assert_eq!(pending, 0, "the rebuild is done once");
     // New batches go on from the migrated records.
     let later = corrected_likes("post-a", "a3", "2019-03-10T10:00:00Z");
-    apply(&env.pool, &[message(&later)], &mut Known::new(1000)).await.unwrap();
+    apply(&env.pool, &[message(&later)]).await.unwrap();
     all.push(later);
     assert_eq!(as_model(&env.values().await), model::values(&all));
     env.cleanup().await;
@@ -161,15 +172,15 @@ async fn upgrading_a_database_that_holds_escaped_nuls_still_migrates() {
     corrected["data"]["url"] = json!("https://example.org/\u{0}");
     let all = vec![titled, precise, with_url, corrected];
     let batch: Vec<Message> = all.iter().map(message).collect();
-    apply(&env.pool, &batch, &mut Known::new(0)).await.unwrap();
+    apply(&env.pool, &batch).await.unwrap();
 
     // The upgrade, as on a database that had none of the migrations since versions compare
     // past the nanosecond.
-    sqlx::raw_sql(
-        "alter table records drop column version_subnanos; alter table post_withdrawals drop column version_subnanos;
-        drop table pending_recompute;
-        delete from _sqlx_migrations where version in (20261130000011, 20261130000012)",
-    )
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "{BEFORE_LOCK_FIRST} alter table records drop column version_subnanos;
+        alter table post_withdrawals drop column version_subnanos; drop table pending_recompute;
+        delete from _sqlx_migrations where version in (20261130000011, 20261130000012)"
+    )))
     .execute(&env.pool)
     .await
     .unwrap();

@@ -31,7 +31,7 @@ pub struct AppState {
     pub catalogue: Arc<Catalogue>,
     pub health: Arc<Health>,
     /// Changed totals from every worker process, for the live streams.
-    pub tallies: tokio::sync::broadcast::Sender<crate::store::batch::TotalChange>,
+    pub tallies: tokio::sync::broadcast::Sender<crate::store::tallies::TotalChange>,
     /// Turns true at shutdown, so that open streams end.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -91,7 +91,7 @@ async fn openapi() -> impl IntoResponse {
 async fn readyz(State(state): State<AppState>) -> Response {
     let reason = match state.health.not_ready_because() {
         Some(reason) => Some(reason),
-        None if !read::ping(&state.pool).await => Some("database unreachable"),
+        None if !read::ping(&state.pool).await => Some("database unreachable".to_owned()),
         None => None,
     };
     match reason {

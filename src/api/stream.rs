@@ -20,8 +20,8 @@ use tokio::sync::{broadcast, watch};
 use tracing::{debug, warn};
 
 use super::AppState;
-use crate::store::batch::{TALLY_CHANNEL, TotalChange};
 use crate::store::read;
+use crate::store::tallies::{TALLY_CHANNEL, TotalChange};
 use crate::telemetry::one_line;
 
 /// How many changes a slow client may fall behind before it is sent the current totals.

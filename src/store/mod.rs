@@ -1,14 +1,42 @@
-//! The PostgreSQL store: all SQL lives in this module's files.
+//! The PostgreSQL store: all SQL lives in this module's files, each named for what it
+//! stores or reads.
 //!
-//! - `batch`: applies a batch of messages in one transaction;
-//! - `read`: what the API and CLI read (tallies, rejections);
-//! - `recompute`: rebuilds every tally from the stored records;
-//! - `tracking`: the social posts the collector polls.
+//! - `events`: every accepted event, once (the evidence);
+//! - `records`: the current version of every record, and post withdrawals;
+//! - `tallies`: the indicator values, and the announcement of changed totals;
+//! - `rejections`: what could not be counted, and why;
+//! - `read`: what the API and CLI read; `recompute`: rebuilds every tally from the
+//!   records; `tracking`: the social posts the collector polls.
+//!
+//! # How several workers stay exact
+//!
+//! Any number of workers may consume the queue at once, and any of them may be killed at
+//! any point. Each batch is one transaction (`crate::apply`) that begins by taking one
+//! transaction-level advisory lock, [`APPLY_LOCK`], and holds it until it commits or rolls
+//! back; `recompute` takes it too. So batches are applied one at a time, in some order,
+//! each seeing everything the batches before it committed:
+//!
+//! - an event is stored once: its key (`source`, `id`) is unique, and a batch inserts only
+//!   the events no earlier batch stored (`on conflict do nothing`), counting the rest as
+//!   duplicates;
+//! - the current versions a batch reads are the latest committed ones, and nobody writes
+//!   them until it commits, so the plan it makes from them (`ledger::plan`) is right, and
+//!   tallies move by exact deltas, without lost updates or deadlocks;
+//! - a message is acknowledged only after its batch committed. A worker killed before the
+//!   commit leaves nothing behind, and its messages are redelivered; killed after the
+//!   commit but before the acknowledgement, its messages come back as duplicates.
+//!
+//! Serialising batches costs little: a batch holds the lock for a few milliseconds, and a
+//! worker decodes its next batch meanwhile. A second worker is for availability; on two
+//! cores shared with PostgreSQL and RabbitMQ it drains about as fast as one
+//! (docs/performance.md).
 
-pub mod batch;
-pub mod known;
+pub mod events;
 pub mod read;
 pub mod recompute;
+pub mod records;
+pub mod rejections;
+pub mod tallies;
 pub mod tracking;
 
 use std::net::IpAddr;
@@ -19,9 +47,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 
 use crate::config::redact;
 
-/// Every batch and every recompute holds this transaction-level advisory lock, so that
-/// worker processes apply their batches one at a time: tallies cannot suffer lost
-/// updates or deadlocks, whatever the number of workers.
+/// The transaction-level advisory lock every batch and every recompute holds (see above).
 const APPLY_LOCK: i64 = 0x4543_5041_5431;
 
 /// Why no connection to PostgreSQL could be made, with the URL's password removed.
@@ -76,7 +102,7 @@ pub fn check_url(url: &str) -> Result<(), ConnectError> {
 /// Anywhere else the URL decides (sqlx's default is `prefer`).
 ///
 /// JIT compilation is off: every query here is short, and the planner's cost of a plan
-/// that a batch keeps to index look-ups (see `store::batch`) can pass `jit_above_cost`,
+/// that a batch keeps to index look-ups (see [`lock_for_apply`]) can pass `jit_above_cost`,
 /// which made PostgreSQL spend ~80 ms compiling a one-row update.
 pub fn connect_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
     let options: PgConnectOptions = url.parse::<PgConnectOptions>()?.options([("jit", "off")]);
@@ -94,23 +120,20 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     Ok(())
 }
 
-/// Whether an error may go away by itself (connection lost, pool exhausted, server
-/// restarting, serialization failure or deadlock): retry, never reject, for those.
-pub fn is_transient(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => true,
-        sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            // 08: connection exception; 40001/40P01: serialization failure, deadlock;
-            // 53: insufficient resources; 57P0x: server shutting down or starting.
-            code.starts_with("08")
-                || code == "40001"
-                || code == "40P01"
-                || code.starts_with("53")
-                || code.starts_with("57P")
-        }),
-        _ => false,
-    }
+/// Takes the apply lock for the rest of the transaction, and keeps the planner to index
+/// look-ups: every statement of a batch looks rows up by key, a few hundred or thousand at
+/// a time, and left to its estimates the planner sometimes joins them to a whole-table
+/// scan, whose cost grows with the table.
+pub async fn lock_for_apply(tx: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "select pg_advisory_xact_lock($1) as locked, set_config('enable_seqscan', 'off', true) as seqscan,
+            set_config('enable_hashjoin', 'off', true) as hashjoin,
+            set_config('enable_mergejoin', 'off', true) as mergejoin",
+        APPLY_LOCK
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]

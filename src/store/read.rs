@@ -161,9 +161,9 @@ pub async fn yearly_totals(pool: &PgPool, indicator: &str) -> Result<Vec<(String
 }
 
 /// Every stored total (zeros included), by indicator and period.
-pub async fn current_totals(pool: &PgPool) -> Result<Vec<crate::store::batch::TotalChange>, sqlx::Error> {
+pub async fn current_totals(pool: &PgPool) -> Result<Vec<crate::store::tallies::TotalChange>, sqlx::Error> {
     sqlx::query_as!(
-        crate::store::batch::TotalChange,
+        crate::store::tallies::TotalChange,
         r#"select indicator as code, period, value from tallies where dimension = '' order by indicator, period"#
     )
     .fetch_all(pool)

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use sqlx::PgConnection;
 
-use super::batch::{TotalChange, apply_delta_in, notify};
+use super::tallies::{self, TotalChange, notify};
 use crate::indicators::tally::Delta;
 use crate::records::Record;
 
@@ -63,7 +63,7 @@ async fn rebuild(tx: &mut PgConnection) -> Result<usize, sqlx::Error> {
     let before = totals(&mut *tx).await?;
     sqlx::query!("delete from tally_items").execute(&mut *tx).await?;
     sqlx::query!("delete from tallies").execute(&mut *tx).await?;
-    apply_delta_in(&mut *tx, delta).await?;
+    tallies::apply(&mut *tx, delta).await?;
     // Dashboards hear of every total that recompute changed (a vanished total is now 0).
     let after = totals(&mut *tx).await?;
     let changed: Vec<TotalChange> = before

@@ -388,8 +388,8 @@ pub fn as_model(rows: &[ValueRow]) -> model::Values {
 
 /// A message as taken from the broker, holding `body` (for tests that apply batches through
 /// the store directly).
-pub fn message(body: String) -> ecpat_indicators::store::batch::Message {
-    ecpat_indicators::store::batch::Message {
+pub fn message(body: String) -> ecpat_indicators::apply::Message {
+    ecpat_indicators::apply::Message {
         routing_key: "org.ecpat.test".into(),
         headers: Value::Object(Default::default()),
         size: body.len(),
