@@ -376,6 +376,32 @@ async fn the_prefetch_window_follows_the_events_per_message_and_loses_nothing() 
     env.cleanup().await;
 }
 
+/// Large events (an unknown `data` field of 600 KiB, which is kept) are held to the bytes in
+/// flight: with 8 MiB allowed, the window shrinks to the smallest, 16 messages, and every
+/// event is counted.
+#[tokio::test]
+async fn large_events_are_held_to_the_bytes_in_flight() {
+    let mut env = TestEnv::new("window_bytes").await;
+    env.declare().await;
+    let filler = "x".repeat(600 * 1024);
+    let large: Vec<serde_json::Value> = (0..100)
+        .map(|i| {
+            let mut event = common::plain_publication(&format!("l{i}"));
+            event["data"]["notes"] = serde_json::json!(filler);
+            event
+        })
+        .collect();
+    env.publish(&large).await;
+    let w = env.spawn_worker_with(&[("ECPAT_CONSUMER__MIB_IN_FLIGHT", "8")]);
+    env.worker(w).wait_ready(WAIT).await;
+    wait_for_window(&mut env, w, 16.0).await;
+    env.wait_for_counts(100, 0, WAIT).await;
+    assert!(env.worker(w).terminate(WAIT).success());
+    assert_eq!(env.queue_depth().await.0, 0, "every message delivered was acknowledged");
+    assert_eq!(env.value("KE1", "all", "", "").await, 100);
+    env.cleanup().await;
+}
+
 /// A resize of the prefetch window under a steady flow, then SIGTERM right after it: every
 /// message is applied exactly once, by this worker or by the next. (A multiple
 /// acknowledgement must never cover a message still waiting with the new consumer: the old
