@@ -15,6 +15,13 @@
 //! - [`store`]: all SQL, by table (events, records, tallies, rejections), and reading;
 //! - [`api`], [`health`], [`metrics`]: the HTTP API, readiness and Prometheus metrics;
 //! - [`app`], [`cli`]: the subcommands.
+//!
+//! One event's way, in five files: `consumer/deliveries.rs` reads it from RabbitMQ and
+//! decodes it with `envelope/mod.rs` (bytes to a validated event and its record);
+//! `apply.rs` applies its batch in one transaction: `store/events.rs` stores it,
+//! `store/records.rs` loads the current versions, `ledger.rs` decides, and the store writes
+//! the records and the tallies (`store/tallies.rs`); `consumer/applying.rs` acknowledges it
+//! after the commit.
 
 pub mod api;
 pub mod app;
