@@ -1,0 +1,164 @@
+//! The throughput benchmark (not a test): `scripts/bench` builds and runs it.
+//!
+//! 1. Drain: queues N realistic mixed events with no worker running, starts worker
+//!    processes, and times them until the last event is committed (one worker, two
+//!    workers, and the baseline: one event per transaction, one ack per message).
+//! 2. Latency: one idle worker; events are published at a fixed rate and a poller notes
+//!    when each becomes visible in the database (committed): publish-to-committed p50/p99.
+//! 3. Memory: each worker's peak resident set (VmHWM) is read from /proc before it stops.
+
+mod drain;
+mod latency;
+mod scenario;
+
+#[path = "../support/isolated.rs"]
+mod isolated;
+#[path = "../support/machine.rs"]
+mod machine;
+
+#[path = "../../tests/common/generate.rs"]
+#[allow(dead_code)]
+mod generate;
+
+use drain::{Drain, drain};
+use latency::latency;
+
+struct Args {
+    events: usize,
+    baseline_events: usize,
+    per_message: usize,
+    rate: usize,
+    latency_seconds: u64,
+    /// Drains of 1 and of 2 workers, taken in turn; the median of each is reported.
+    repeat: usize,
+    /// Which scenarios to run: one, two, baseline, latency (all by default).
+    only: Vec<String>,
+}
+
+impl Args {
+    fn runs(&self, scenario: &str) -> bool {
+        self.only.iter().any(|s| s == scenario)
+    }
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        events: 200_000,
+        baseline_events: 20_000,
+        per_message: 1,
+        rate: 5_000,
+        latency_seconds: 20,
+        repeat: 3,
+        only: ["one", "two", "baseline", "latency"].map(String::from).to_vec(),
+    };
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    for pair in raw.chunks(2) {
+        let value = || pair.get(1).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{} needs a number", pair[0]));
+        match pair[0].as_str() {
+            "--events" => args.events = value(),
+            "--baseline-events" => args.baseline_events = value(),
+            "--per-message" => args.per_message = value(),
+            "--rate" => args.rate = value(),
+            "--latency-seconds" => args.latency_seconds = value() as u64,
+            "--repeat" => args.repeat = value().max(1),
+            "--only" => args.only = pair.get(1).expect("--only needs a list").split(',').map(String::from).collect(),
+            other => panic!("unknown option {other}"),
+        }
+    }
+    args
+}
+
+#[tokio::main]
+async fn main() {
+    let args = args();
+    println!("machine: {}", machine::describe());
+    println!(
+        "events: {} (seed 2026, 5% exact duplicates, 8% withdrawals), {} per message",
+        args.events, args.per_message
+    );
+    let events = generate::events_with_pool(2026, args.events, 5_000);
+    let rate = |d: &Drain| d.events as f64 / d.seconds;
+
+    // One worker and two workers in turn, `repeat` times: a slow spell of this shared
+    // machine falls on both, and the median of each is compared.
+    let (mut ones, mut twos) = (vec![], vec![]);
+    for _ in 0..args.repeat {
+        if args.runs("one") {
+            ones.push(drain("one", &events, args.per_message, 1, &[]).await);
+        }
+        if args.runs("two") {
+            twos.push(drain("two", &events, args.per_message, 2, &[]).await);
+        }
+    }
+    let runs_of = |drains: &[Drain]| drains.iter().map(|d| format!("{:.0}", rate(d))).collect::<Vec<_>>().join(", ");
+    let (one_runs, two_runs) = (runs_of(&ones), runs_of(&twos));
+    let peak_of = |drains: &[Drain]| {
+        drains.iter().map(|d| d.peak_rss_mib).fold(None, |m: Option<f64>, p| Some(m.map_or(p, |m| m.max(p))))
+    };
+    let (one_peak, two_peak) = (peak_of(&ones), peak_of(&twos));
+    let one = median(ones);
+    let two = median(twos);
+    let baseline = if args.runs("baseline") {
+        let baseline_set = &events[..args.baseline_events.min(events.len())];
+        let baseline_settings = [("ECPAT_CONSUMER__BATCH_SIZE", "1"), ("ECPAT_AMQP__PREFETCH", "1")];
+        Some(drain("baseline", baseline_set, 1, 1, &baseline_settings).await)
+    } else {
+        None
+    };
+    let lat = if args.runs("latency") {
+        let latency_events = generate::events_with_pool(4242, args.rate * args.latency_seconds as usize, 5_000);
+        Some(latency(&latency_events, args.rate, args.latency_seconds).await)
+    } else {
+        None
+    };
+
+    println!();
+    println!("| measure | value |");
+    println!("| --- | --- |");
+    for (label, run, runs) in
+        [("backlog drain, 1 worker", &one, &one_runs), ("backlog drain, 2 workers", &two, &two_runs)]
+    {
+        if let Some(d) = run {
+            println!(
+                "| {label} | {:.0} events/s, the median of {} runs ({runs}); that run: {} events in {:.2} s, CPU {:.0}% busy, {:.0} µs per event, of which the workers {:.0} µs |",
+                rate(d),
+                args.repeat,
+                d.events,
+                d.seconds,
+                d.busy * 100.0,
+                d.cpu_us_per_event,
+                d.worker_us_per_event
+            );
+        }
+    }
+    if let Some(b) = &baseline {
+        let label = "baseline (1 event per transaction, 1 ack per message)";
+        println!("| {label} | {:.0} events/s ({} events in {:.2} s) |", rate(b), b.events, b.seconds);
+    }
+    if let (Some(o), Some(b)) = (&one, &baseline) {
+        println!("| 1 worker / baseline | {:.1}x |", rate(o) / rate(b));
+    }
+    if let (Some(o), Some(t)) = (&one, &two) {
+        println!("| 2 workers / 1 worker | {:.2}x |", rate(t) / rate(o));
+    }
+    if let Some(l) = &lat {
+        println!(
+            "| publish-to-committed at {} events/s ({} events) | p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms |",
+            args.rate, l.count, l.p50_ms, l.p99_ms, l.max_ms
+        );
+    }
+    let mib = |peak: Option<f64>| peak.map_or("-".to_owned(), |p| format!("{p:.1} MiB"));
+    println!(
+        "| peak resident memory (highest of the runs) | drain 1 worker {}, 2 workers {} each at most, latency run {} |",
+        mib(one_peak),
+        mib(two_peak),
+        lat.as_ref().map_or("-".to_owned(), |l| format!("{:.1} MiB", l.peak_rss_mib))
+    );
+}
+
+/// The drain with the median rate (the slower middle one of an even count).
+fn median(mut drains: Vec<Drain>) -> Option<Drain> {
+    drains.sort_by(|a, b| (a.events as f64 / a.seconds).total_cmp(&(b.events as f64 / b.seconds)));
+    let middle = drains.len().saturating_sub(1) / 2;
+    drains.into_iter().nth(middle)
+}
