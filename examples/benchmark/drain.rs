@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use ecpat_indicators::broker::{self, routing_key_for};
 use serde_json::Value;
 
+use crate::cpu::{CpuMark, CpuUse};
 use crate::machine;
 use crate::scenario::{Scenario, free_port, stop};
 
@@ -37,16 +38,19 @@ async fn committed_events(http: &reqwest::Client, port: u16) -> u64 {
 }
 
 pub struct Drain {
+    /// Distinct events stored.
     pub events: i64,
+    /// From the start of the worker processes until the last event was seen committed.
     pub seconds: f64,
     pub peak_rss_mib: f64,
-    /// The machine's busy share of its CPU time during the drain (all processes: worker,
-    /// PostgreSQL, RabbitMQ, the watcher).
-    pub busy: f64,
-    /// Busy CPU time per event, in microseconds.
-    pub cpu_us_per_event: f64,
-    /// The workers' own CPU time per event, in microseconds.
-    pub worker_us_per_event: f64,
+    /// CPU time during the drain; the drainer's own is the workers'.
+    pub cpu: CpuUse,
+}
+
+impl Drain {
+    pub fn rate(&self) -> f64 {
+        self.events as f64 / self.seconds
+    }
 }
 
 /// Queues `events`, then starts `workers` workers and times the drain.
@@ -60,7 +64,7 @@ pub async fn drain(label: &str, events: &[Value], per_message: usize, workers: u
         broker::connect(&scenario.settings.amqp, "benchmark watcher").await.expect("RabbitMQ is reachable");
     let channel = connection.create_channel().await.unwrap();
     let start = Instant::now();
-    let (busy_before, total_before) = machine::cpu_ticks();
+    let mark = CpuMark::now();
     let ports: Vec<u16> = (0..workers).map(|_| free_port()).collect();
     let mut children: Vec<Child> = ports
         .iter()
@@ -114,19 +118,13 @@ pub async fn drain(label: &str, events: &[Value], per_message: usize, workers: u
             per_worker.iter().map(|(n, t)| format!("{n} events, last at {:.2} s", t.as_secs_f64())).collect();
         eprintln!("  {label}: per worker: {}", each.join("; "));
     }
-    let (busy_after, total_after) = machine::cpu_ticks();
-    let busy_ticks = (busy_after - busy_before) as f64;
-    let busy = busy_ticks / (total_after - total_before).max(1) as f64;
-    // Clock ticks are 1/100 s on Linux (USER_HZ).
-    let cpu_us_per_event = busy_ticks / 100.0 * 1e6 / expected as f64;
-    let mut worker_ticks = 0;
+    let worker_ticks = children.iter().map(|child| machine::process_ticks(child.id())).sum();
+    let cpu = mark.per_event(expected as usize, worker_ticks);
     for (i, child) in children.iter_mut().enumerate() {
         peak[i] = peak[i].max(machine::status_kib(child.id(), "VmHWM:"));
-        worker_ticks += machine::process_ticks(child.id());
         stop(child);
     }
-    let worker_us_per_event = worker_ticks as f64 / 100.0 * 1e6 / expected as f64;
     scenario.drop().await;
     let peak_rss_mib = *peak.iter().max().unwrap() as f64 / 1024.0;
-    Drain { events: expected, seconds, peak_rss_mib, busy, cpu_us_per_event, worker_us_per_event }
+    Drain { events: expected, seconds, peak_rss_mib, cpu }
 }

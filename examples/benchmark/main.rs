@@ -5,8 +5,11 @@
 //!    workers, and the baseline: one event per transaction, one ack per message).
 //! 2. Latency: one idle worker; events are published at a fixed rate and a poller notes
 //!    when each becomes visible in the database (committed): publish-to-committed p50/p99.
-//! 3. Memory: each worker's peak resident set (VmHWM) is read from /proc before it stops.
+//! 3. Memory and CPU: each worker's peak resident set (VmHWM) is read from /proc before
+//!    it stops, and CPU time per event, the machine's and by process (`cpu`: the workers,
+//!    PostgreSQL, RabbitMQ).
 
+mod cpu;
 mod drain;
 mod latency;
 mod scenario;
@@ -77,7 +80,6 @@ async fn main() {
         args.events, args.per_message
     );
     let events = generate::events_with_pool(2026, args.events, 5_000);
-    let rate = |d: &Drain| d.events as f64 / d.seconds;
 
     // One worker and two workers in turn, `repeat` times: a slow spell of this shared
     // machine falls on both, and the median of each is compared.
@@ -90,7 +92,7 @@ async fn main() {
             twos.push(drain("two", &events, args.per_message, 2, &[]).await);
         }
     }
-    let runs_of = |drains: &[Drain]| drains.iter().map(|d| format!("{:.0}", rate(d))).collect::<Vec<_>>().join(", ");
+    let runs_of = |drains: &[Drain]| drains.iter().map(|d| format!("{:.0}", d.rate())).collect::<Vec<_>>().join(", ");
     let (one_runs, two_runs) = (runs_of(&ones), runs_of(&twos));
     let peak_of = |drains: &[Drain]| {
         drains.iter().map(|d| d.peak_rss_mib).fold(None, |m: Option<f64>, p| Some(m.map_or(p, |m| m.max(p))))
@@ -120,26 +122,25 @@ async fn main() {
     {
         if let Some(d) = run {
             println!(
-                "| {label} | {:.0} events/s, the median of {} runs ({runs}); that run: {} events in {:.2} s, CPU {:.0}% busy, {:.0} µs per event, of which the workers {:.0} µs |",
-                rate(d),
+                "| {label} | {:.0} events/s, the median of {} runs ({runs}); that run: {} events in {:.2} s, {} |",
+                d.rate(),
                 args.repeat,
                 d.events,
                 d.seconds,
-                d.busy * 100.0,
-                d.cpu_us_per_event,
-                d.worker_us_per_event
+                d.cpu.describe("workers")
             );
         }
     }
     if let Some(b) = &baseline {
         let label = "baseline (1 event per transaction, 1 ack per message)";
-        println!("| {label} | {:.0} events/s ({} events in {:.2} s) |", rate(b), b.events, b.seconds);
+        let cpu = b.cpu.describe("worker");
+        println!("| {label} | {:.0} events/s ({} events in {:.2} s), {cpu} |", b.rate(), b.events, b.seconds);
     }
     if let (Some(o), Some(b)) = (&one, &baseline) {
-        println!("| 1 worker / baseline | {:.1}x |", rate(o) / rate(b));
+        println!("| 1 worker / baseline | {:.1}x |", o.rate() / b.rate());
     }
     if let (Some(o), Some(t)) = (&one, &two) {
-        println!("| 2 workers / 1 worker | {:.2}x |", rate(t) / rate(o));
+        println!("| 2 workers / 1 worker | {:.2}x |", t.rate() / o.rate());
     }
     if let Some(l) = &lat {
         println!(
@@ -158,7 +159,7 @@ async fn main() {
 
 /// The drain with the median rate (the slower middle one of an even count).
 fn median(mut drains: Vec<Drain>) -> Option<Drain> {
-    drains.sort_by(|a, b| (a.events as f64 / a.seconds).total_cmp(&(b.events as f64 / b.seconds)));
+    drains.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
     let middle = drains.len().saturating_sub(1) / 2;
     drains.into_iter().nth(middle)
 }
