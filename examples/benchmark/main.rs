@@ -1,19 +1,24 @@
-//! The throughput benchmark (not a test): `scripts/bench` builds and runs it.
+//! The throughput benchmark (not a test): `scripts/bench` builds and runs it
+//! (`scripts/bench --help` lists the options; docs/performance.md tells what it measures).
 //!
-//! 1. Drain: queues N realistic mixed events with no worker running, starts worker
-//!    processes, and times them until the last event is committed (one worker, two
-//!    workers, and the baseline: one event per transaction, one ack per message).
+//! 1. Drain: queues N events (realistic mixed ones, or all-distinct records with
+//!    `--distinct`) with no worker running, starts worker processes, and times them until
+//!    the last event is committed (one worker, two workers, and the baseline: one event
+//!    per transaction, one ack per message).
 //! 2. Latency: one idle worker; events are published at a fixed rate and a poller notes
 //!    when each becomes visible in the database (committed): publish-to-committed p50/p99.
 //! 3. Memory and CPU: each worker's peak resident set (VmHWM) is read from /proc before
 //!    it stops, and CPU time per event, the machine's and by process (`cpu`: the workers,
 //!    PostgreSQL, RabbitMQ).
 
+mod args;
 mod cpu;
 mod drain;
 mod latency;
 mod scenario;
 
+#[path = "../support/distinct.rs"]
+mod distinct;
 #[path = "../support/isolated.rs"]
 mod isolated;
 #[path = "../support/machine.rs"]
@@ -25,61 +30,24 @@ mod generate;
 
 use drain::{Drain, drain};
 use latency::latency;
+use serde_json::Value;
 
-struct Args {
-    events: usize,
-    baseline_events: usize,
-    per_message: usize,
-    rate: usize,
-    latency_seconds: u64,
-    /// Drains of 1 and of 2 workers, taken in turn; the median of each is reported.
-    repeat: usize,
-    /// Which scenarios to run: one, two, baseline, latency (all by default).
-    only: Vec<String>,
-}
-
-impl Args {
-    fn runs(&self, scenario: &str) -> bool {
-        self.only.iter().any(|s| s == scenario)
-    }
-}
-
-fn args() -> Args {
-    let mut args = Args {
-        events: 200_000,
-        baseline_events: 20_000,
-        per_message: 1,
-        rate: 5_000,
-        latency_seconds: 20,
-        repeat: 3,
-        only: ["one", "two", "baseline", "latency"].map(String::from).to_vec(),
-    };
-    let raw: Vec<String> = std::env::args().skip(1).collect();
-    for pair in raw.chunks(2) {
-        let value = || pair.get(1).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{} needs a number", pair[0]));
-        match pair[0].as_str() {
-            "--events" => args.events = value(),
-            "--baseline-events" => args.baseline_events = value(),
-            "--per-message" => args.per_message = value(),
-            "--rate" => args.rate = value(),
-            "--latency-seconds" => args.latency_seconds = value() as u64,
-            "--repeat" => args.repeat = value().max(1),
-            "--only" => args.only = pair.get(1).expect("--only needs a list").split(',').map(String::from).collect(),
-            other => panic!("unknown option {other}"),
-        }
-    }
-    args
+/// The events of a run: the mixed stream, or all-distinct records with `--distinct`.
+fn backlog(args: &args::Args, seed: u64, n: usize) -> Vec<Value> {
+    if args.distinct { distinct::events(seed, 0, n) } else { generate::events_with_pool(seed, n, 5_000) }
 }
 
 #[tokio::main]
 async fn main() {
-    let args = args();
+    let args = args::parse();
     println!("machine: {}", machine::describe());
-    println!(
-        "events: {} (seed 2026, 5% exact duplicates, 8% withdrawals), {} per message",
-        args.events, args.per_message
-    );
-    let events = generate::events_with_pool(2026, args.events, 5_000);
+    let mode = if args.distinct {
+        "all distinct records: each event a record of its own, no corrections, no duplicates"
+    } else {
+        "mixed: 5% exact duplicates, 8% withdrawals, corrections, 5,000 keys per record type"
+    };
+    println!("events: {} (seed 2026, {mode}), {} per message", args.events, args.per_message);
+    let events = backlog(&args, 2026, args.events);
 
     // One worker and two workers in turn, `repeat` times: a slow spell of this shared
     // machine falls on both, and the median of each is compared.
@@ -108,7 +76,7 @@ async fn main() {
         None
     };
     let lat = if args.runs("latency") {
-        let latency_events = generate::events_with_pool(4242, args.rate * args.latency_seconds as usize, 5_000);
+        let latency_events = backlog(&args, 4242, args.rate * args.latency_seconds as usize);
         Some(latency(&latency_events, args.rate, args.latency_seconds).await)
     } else {
         None
