@@ -3,22 +3,22 @@
 pub const USAGE: &str = "\
 usage: scripts/bench [options]
 
-  --events N            events drained by the workers (200000)
+  --events N            events drained by the workers and the batched peer (200000)
   --per-message K       events per message: 1, or CloudEvents batches of K (1)
   --distinct            every event a record of its own (no corrections, no duplicates),
                         instead of the mixed stream
-  --repeat R            drains of 1 worker and of 2 workers, in turn (3)
-  --baseline-events B   events of the baseline (20000)
+  --repeat R            drains of 1 worker, 2 workers and the batched peer, in turn (3)
+  --baseline-events B   events of the baseline and of the naive peer (20000)
   --rate E              events per second published in the latency run (5000)
   --latency-seconds S   length of the latency run (20)
   --only LIST           scenarios, comma-separated (all by default):
-                        one, two, baseline, latency
+                        one, two, peers, baseline, latency
   --help                this text
 
-See docs/performance.md.";
+The naive peer runs only with one event per message. See docs/performance.md.";
 
 /// The scenarios, in the order they run.
-const SCENARIOS: [&str; 4] = ["one", "two", "baseline", "latency"];
+const SCENARIOS: [&str; 5] = ["one", "two", "peers", "baseline", "latency"];
 
 pub struct Args {
     pub events: usize,
@@ -28,7 +28,8 @@ pub struct Args {
     pub distinct: bool,
     pub rate: usize,
     pub latency_seconds: u64,
-    /// Drains of 1 and of 2 workers, taken in turn; the median of each is reported.
+    /// Drains of 1 and of 2 workers and of the batched peer, taken in turn; the median of
+    /// each is reported.
     pub repeat: usize,
     /// Which scenarios to run (all by default).
     only: Vec<String>,

@@ -15,6 +15,8 @@ pub struct CpuMark {
     postgres: u64,
     /// RabbitMQ's Erlang VM, `beam.smp`.
     rabbitmq: u64,
+    /// This process's children that have exited and been waited for (a peer, once it has).
+    pub children: u64,
 }
 
 /// The CPU time of one drain.
@@ -32,7 +34,13 @@ pub struct CpuUse {
 impl CpuMark {
     pub fn now() -> CpuMark {
         let (busy, total) = machine::cpu_ticks();
-        CpuMark { busy, total, postgres: machine::ticks_of("postgres"), rabbitmq: machine::ticks_of("beam.smp") }
+        CpuMark {
+            busy,
+            total,
+            postgres: machine::ticks_of("postgres"),
+            rabbitmq: machine::ticks_of("beam.smp"),
+            children: machine::waited_children_ticks(),
+        }
     }
 
     /// The CPU time used since this mark, per event of `events`, with the drainer's own

@@ -60,6 +60,12 @@ pub fn ticks_of(name: &str) -> u64 {
         .sum()
 }
 
+/// CPU time of this process's children that have exited and been waited for, in clock
+/// ticks (`/proc/self/stat`).
+pub fn waited_children_ticks() -> u64 {
+    stat_ticks(std::process::id()).map_or(0, |(_, _, children)| children)
+}
+
 /// A process's command name, its own CPU time (user + system) and its waited-for
 /// children's (`/proc/<pid>/stat`, in clock ticks).
 fn stat_ticks(pid: u32) -> Option<(String, u64, u64)> {
