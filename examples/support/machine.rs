@@ -44,9 +44,36 @@ pub fn cpu_ticks() -> (u64, u64) {
 /// CPU time a process has used so far (user + system, `/proc/<pid>/stat`), in clock ticks;
 /// 0 when unreadable.
 pub fn process_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat_ticks(pid).map_or(0, |(_, own, _)| own)
+}
+
+/// CPU time of every process named `name` (e.g. `postgres`, `beam.smp`), in clock ticks:
+/// their own (user + system) and that of their children that have exited and been waited
+/// for, so that backends which come and go between two readings are counted too.
+pub fn ticks_of(name: &str) -> u64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(stat_ticks)
+        .filter(|(comm, _, _)| comm == name)
+        .map(|(_, own, children)| own + children)
+        .sum()
+}
+
+/// CPU time of this process's children that have exited and been waited for, in clock
+/// ticks (`/proc/self/stat`).
+pub fn waited_children_ticks() -> u64 {
+    stat_ticks(std::process::id()).map_or(0, |(_, _, children)| children)
+}
+
+/// A process's command name, its own CPU time (user + system) and its waited-for
+/// children's (`/proc/<pid>/stat`, in clock ticks).
+fn stat_ticks(pid: u32) -> Option<(String, u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<u64> = rest.split_whitespace().skip(11).take(2).filter_map(|v| v.parse().ok()).collect();
-    fields.iter().sum()
+    let (head, rest) = stat.rsplit_once(')')?;
+    let comm = head.split_once('(')?.1.to_owned();
+    let fields: Vec<u64> = rest.split_whitespace().skip(11).take(4).filter_map(|v| v.parse().ok()).collect();
+    let [utime, stime, cutime, cstime] = fields[..] else { return None };
+    Some((comm, utime + stime, cutime + cstime))
 }

@@ -1,0 +1,84 @@
+//! The benchmark's options (`scripts/bench --help`).
+
+pub const USAGE: &str = "\
+usage: scripts/bench [options]
+
+  --events N            events drained by the workers and the batched peer (200000)
+  --per-message K       events per message: 1, or CloudEvents batches of K (1)
+  --distinct            every event a record of its own (no corrections, no duplicates),
+                        instead of the mixed stream
+  --repeat R            drains of 1 worker, 2 workers and the batched peer, in turn (3)
+  --baseline-events B   events of the baseline and of the naive peer (20000)
+  --rate E              events per second published in the latency run (5000)
+  --latency-seconds S   length of the latency run (20)
+  --only LIST           scenarios, comma-separated (all by default):
+                        one, two, peers, baseline, latency
+  --help                this text
+
+The naive peer runs only with one event per message. See docs/performance.md.";
+
+/// The scenarios, in the order they run.
+const SCENARIOS: [&str; 5] = ["one", "two", "peers", "baseline", "latency"];
+
+pub struct Args {
+    pub events: usize,
+    pub baseline_events: usize,
+    pub per_message: usize,
+    /// All-distinct records instead of the mixed stream.
+    pub distinct: bool,
+    pub rate: usize,
+    pub latency_seconds: u64,
+    /// Drains of 1 and of 2 workers and of the batched peer, taken in turn; the median of
+    /// each is reported.
+    pub repeat: usize,
+    /// Which scenarios to run (all by default).
+    only: Vec<String>,
+}
+
+impl Args {
+    pub fn runs(&self, scenario: &str) -> bool {
+        self.only.iter().any(|s| s == scenario)
+    }
+}
+
+pub fn parse() -> Args {
+    let mut args = Args {
+        events: 200_000,
+        baseline_events: 20_000,
+        per_message: 1,
+        distinct: false,
+        rate: 5_000,
+        latency_seconds: 20,
+        repeat: 3,
+        only: SCENARIOS.map(String::from).to_vec(),
+    };
+    let mut raw = std::env::args().skip(1);
+    while let Some(option) = raw.next() {
+        let mut value = || raw.next().unwrap_or_else(|| fail(&format!("{option} needs a value")));
+        let number = |v: String| v.parse::<usize>().unwrap_or_else(|_| fail(&format!("{option} needs a number")));
+        match option.as_str() {
+            "--events" => args.events = number(value()),
+            "--baseline-events" => args.baseline_events = number(value()),
+            "--per-message" => args.per_message = number(value()).max(1),
+            "--distinct" => args.distinct = true,
+            "--rate" => args.rate = number(value()),
+            "--latency-seconds" => args.latency_seconds = number(value()) as u64,
+            "--repeat" => args.repeat = number(value()).max(1),
+            "--only" => args.only = value().split(',').map(String::from).collect(),
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => fail(&format!("unknown option {other}")),
+        }
+    }
+    if let Some(unknown) = args.only.iter().find(|s| !SCENARIOS.contains(&s.as_str())) {
+        fail(&format!("unknown scenario {unknown}"));
+    }
+    args
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("{message}\n\n{USAGE}");
+    std::process::exit(2);
+}

@@ -1,0 +1,92 @@
+//! One scenario's own database, exchange and queue, and the worker processes it starts.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ecpat_indicators::broker::{self, Publisher};
+use ecpat_indicators::config::Settings;
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+use sqlx::PgPool;
+
+use crate::isolated::{self, crate_dir};
+
+/// One scenario's database, exchange and queue.
+pub struct Scenario {
+    pub name: String,
+    pub settings: Settings,
+    pub pool: PgPool,
+}
+
+impl Scenario {
+    pub async fn new(label: &str) -> Scenario {
+        let name = format!("bench_{label}_{}", std::process::id());
+        let settings = isolated::settings(&name);
+        let pool = ecpat_indicators::app::migrate(&settings).await.expect("PostgreSQL is reachable");
+        Scenario { name, settings, pool }
+    }
+
+    pub async fn publish(&self, bodies: &[(String, Vec<u8>)]) -> Duration {
+        let connection =
+            broker::connect(&self.settings.amqp, "benchmark publisher").await.expect("RabbitMQ is reachable");
+        broker::declare_topology(&connection, &self.settings.amqp).await.unwrap();
+        let publisher = Publisher::new(&connection, &self.settings.amqp.exchange).await.unwrap();
+        let start = Instant::now();
+        for window in bodies.chunks(2000) {
+            publisher.publish_all(window).await.unwrap();
+        }
+        let took = start.elapsed();
+        connection.close(200, "ok".into()).await.unwrap();
+        took
+    }
+
+    pub fn spawn(&self, extra: &[(&str, &str)]) -> Child {
+        let mut command = Command::new(crate_dir().join("target/release/ecpat-indicators"));
+        command
+            .arg("run")
+            .current_dir(crate_dir())
+            .env("DATABASE_URL", &self.settings.database.url)
+            .env("HTTP_ADDR", "127.0.0.1:0")
+            .env("ECPAT_AMQP__EXCHANGE", &self.settings.amqp.exchange)
+            .env("ECPAT_AMQP__QUEUE", &self.settings.amqp.queue)
+            .env("ECPAT_AMQP__DEAD_LETTER_EXCHANGE", &self.settings.amqp.dead_letter_exchange)
+            .env("ECPAT_AMQP__DEAD_LETTER_QUEUE", &self.settings.amqp.dead_letter_queue)
+            .env("ECPAT_AMQP__UNROUTED_EXCHANGE", &self.settings.amqp.unrouted_exchange)
+            .env("RUST_LOG", std::env::var("BENCH_WORKER_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdin(Stdio::null());
+        for (k, v) in extra {
+            command.env(k, v);
+        }
+        command.spawn().expect("build the worker first: cargo build --release")
+    }
+
+    pub async fn stored(&self) -> i64 {
+        sqlx::query_scalar("select count(*) from events").fetch_one(&self.pool).await.unwrap()
+    }
+
+    /// Messages ready in the queue (not yet delivered to a worker).
+    pub async fn ready(&self, channel: &lapin::Channel) -> u32 {
+        let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+        let queue = channel.queue_declare(self.settings.amqp.queue.as_str().into(), passive, FieldTable::default());
+        queue.await.expect("the queue exists").message_count()
+    }
+
+    pub async fn drop(self) {
+        isolated::remove(&self.settings, &self.name, self.pool).await;
+    }
+}
+
+pub fn stop(child: &mut Child) {
+    // SIGTERM, then wait: the worker commits what it holds and exits.
+    unsafe { kill(child.id() as i32, 15) };
+    let _ = child.wait();
+}
+
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+/// A port nothing listens on now, for a worker's HTTP server.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
