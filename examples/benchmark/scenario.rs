@@ -40,8 +40,12 @@ impl Scenario {
         took
     }
 
+    /// Starts a worker: `target/release/ecpat-indicators`, or the binary `BENCH_WORKER`
+    /// names (another version, to compare both on this machine).
     pub fn spawn(&self, extra: &[(&str, &str)]) -> Child {
-        let mut command = Command::new(crate_dir().join("target/release/ecpat-indicators"));
+        let binary = std::env::var_os("BENCH_WORKER")
+            .map_or_else(|| crate_dir().join("target/release/ecpat-indicators"), std::path::PathBuf::from);
+        let mut command = Command::new(binary);
         command
             .arg("run")
             .current_dir(crate_dir())
