@@ -1,14 +1,20 @@
 //! Bounded memory (not a test): queues a large backlog of single-event messages, starts
-//! one release worker, and samples its resident set while it drains (docs/reliability.md).
+//! one release worker with default settings, and samples its resident set while it drains
+//! (docs/reliability.md).
 //!
 //! ```text
-//! cargo build --release && cargo run --release --example memory -- --messages 1000000
+//! cargo build --release --bin ecpat-indicators --example memory
+//! target/release/examples/memory                                      # 1,000,000 mixed events
+//! target/release/examples/memory --distinct                           # 1,000,000 distinct records
+//! target/release/examples/memory --distinct --messages 3000 --event-kib 900   # large events
 //! ```
 //!
 //! The worker holds at most `prefetch` unacknowledged deliveries and one batch in hand, so
 //! its memory should not grow with the backlog: the figures printed are the resident set
 //! (VmRSS, sampled every 0.5 s from /proc) over the drain, by period, and its peak (VmHWM).
 
+#[path = "support/distinct.rs"]
+mod distinct;
 #[path = "support/isolated.rs"]
 mod isolated;
 #[path = "support/machine.rs"]
@@ -21,6 +27,7 @@ use isolated::crate_dir;
 #[allow(dead_code)]
 mod generate;
 
+use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -30,37 +37,92 @@ use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use serde_json::Value;
 
+const USAGE: &str = "\
+usage: target/release/examples/memory [options]
+
+  --messages N       single-event messages queued, then drained by one worker (1000000)
+  --distinct         every event a record of its own (no corrections, no duplicates),
+                     instead of the mixed stream (5% exact duplicates, 5,000 keys per type)
+  --event-kib K      pad each event to about K KiB with an unknown `data` field of filler
+                     text, which the service keeps (at most 1023: bodies are limited to 1 MiB)
+  --max-seconds S    stop sampling after S seconds of drain (1800)
+  --interval-ms M    resident set sampled every M ms (500)";
+
 struct Args {
     messages: usize,
+    /// All-distinct records instead of the mixed stream.
+    distinct: bool,
+    /// Each event padded to about this many KiB (0: as generated, about 0.3 KiB).
+    event_kib: usize,
     max_seconds: u64,
     interval_ms: u64,
 }
 
 fn args() -> Args {
-    let mut args = Args { messages: 1_000_000, max_seconds: 1800, interval_ms: 500 };
-    let raw: Vec<String> = std::env::args().skip(1).collect();
-    for pair in raw.chunks(2) {
-        let value = || pair.get(1).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{} needs a number", pair[0]));
-        match pair[0].as_str() {
-            "--messages" => args.messages = value() as usize,
-            "--max-seconds" => args.max_seconds = value(),
-            "--interval-ms" => args.interval_ms = value(),
-            other => panic!("unknown option {other}"),
+    let mut args = Args { messages: 1_000_000, distinct: false, event_kib: 0, max_seconds: 1800, interval_ms: 500 };
+    let mut raw = std::env::args().skip(1);
+    while let Some(option) = raw.next() {
+        let mut number = || {
+            raw.next()
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or_else(|| fail(&format!("{option} needs a number")))
+        };
+        match option.as_str() {
+            "--messages" => args.messages = number(),
+            "--distinct" => args.distinct = true,
+            "--event-kib" => args.event_kib = number(),
+            "--max-seconds" => args.max_seconds = number() as u64,
+            "--interval-ms" => args.interval_ms = number() as u64,
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => fail(&format!("unknown option {other}")),
         }
     }
     args
 }
 
-/// The `n`th slice of 10,000 realistic events, with ids unique across slices.
-fn slice(n: usize, len: usize) -> Vec<(String, Vec<u8>)> {
-    generate::events_with_pool(7000 + n as u64, len, 5_000)
+fn fail(message: &str) -> ! {
+    eprintln!("{message}\n\n{USAGE}");
+    std::process::exit(2);
+}
+
+/// The `n`th slice of `len` events, the first of them the `first`th of the backlog, as
+/// messages, and how many distinct events they hold: realistic mixed events with ids
+/// unique across slices, or all-distinct records; padded as `args` says.
+fn slice(args: &Args, n: usize, first: usize, len: usize) -> (Vec<(String, Vec<u8>)>, usize) {
+    let events = if args.distinct {
+        distinct::events(7000 + n as u64, first, len)
+    } else {
+        let mut events = generate::events_with_pool(7000 + n as u64, len, 5_000);
+        for event in &mut events {
+            event["id"] = Value::from(format!("m{n}-{}", event["id"].as_str().unwrap_or_default()));
+        }
+        events
+    };
+    let ids: HashSet<&str> = events.iter().map(|e| e["id"].as_str().unwrap_or_default()).collect();
+    let unique = ids.len();
+    let messages = events
         .into_iter()
         .map(|mut event: Value| {
-            event["id"] = Value::from(format!("m{n}-{}", event["id"].as_str().unwrap_or_default()));
+            if args.event_kib > 0 {
+                pad(&mut event, args.event_kib * 1024);
+            }
             let body = event.to_string();
             (routing_key_for(&body), body.into_bytes())
         })
-        .collect()
+        .collect();
+    (messages, unique)
+}
+
+/// Pads `event` with an unknown `data` field, `notes`, of filler text (which the service
+/// keeps with the stored event), so that its JSON is `bytes` long (or as it is, if longer).
+fn pad(event: &mut Value, bytes: usize) {
+    const FILLER: &str = "Notes from the field visit, kept with the record as they were typed. ";
+    event["data"]["notes"] = Value::from("");
+    let missing = bytes.saturating_sub(event.to_string().len());
+    event["data"]["notes"] = Value::from(FILLER.repeat(missing / FILLER.len() + 1)[..missing].to_owned());
 }
 
 async fn ready_messages(settings: &Settings) -> u32 {
@@ -88,7 +150,6 @@ fn spawn_worker(settings: &Settings) -> Child {
         .env("ECPAT_AMQP__QUEUE", &settings.amqp.queue)
         .env("ECPAT_AMQP__DEAD_LETTER_EXCHANGE", &settings.amqp.dead_letter_exchange)
         .env("ECPAT_AMQP__DEAD_LETTER_QUEUE", &settings.amqp.dead_letter_queue)
-        .env("ECPAT_AMQP__UNROUTED_EXCHANGE", &settings.amqp.unrouted_exchange)
         .env("ECPAT_AMQP__UNROUTED_EXCHANGE", &settings.amqp.unrouted_exchange)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
@@ -120,29 +181,36 @@ async fn main() {
         "worker settings: prefetch {}, batch size {}, batch timeout {} ms",
         settings.amqp.prefetch, settings.consumer.batch_size, settings.consumer.batch_timeout_ms
     );
+    let records = if args.distinct { "all distinct records" } else { "mixed events, 5% exact duplicates" };
+    let size =
+        if args.event_kib > 0 { format!(", each padded to about {} KiB", args.event_kib) } else { String::new() };
+    println!("backlog: {} single-event messages, {records}{size}", args.messages);
 
-    // 1. Queue the backlog, 10,000 events at a time, in confirm windows of 2,000.
+    // 1. Queue the backlog, 10,000 events at a time (fewer when they are padded: about
+    //    64 MiB), in confirm windows of 2,000.
+    let per_slice = 65_536usize.checked_div(args.event_kib).map_or(10_000, |n| n.clamp(1, 10_000));
     let connection = broker::connect(&settings.amqp, "memory publisher").await.expect("RabbitMQ is reachable");
     broker::declare_topology(&connection, &settings.amqp).await.unwrap();
     let publisher = Publisher::new(&connection, &settings.amqp.exchange).await.unwrap();
     let start = Instant::now();
-    let (mut queued, mut bytes, mut n) = (0usize, 0usize, 0usize);
+    let (mut queued, mut expected, mut bytes, mut n) = (0usize, 0usize, 0usize, 0usize);
     while queued < args.messages {
-        let messages = slice(n, 10_000.min(args.messages - queued));
+        let (messages, unique) = slice(&args, n, queued, per_slice.min(args.messages - queued));
+        expected += unique;
         bytes += messages.iter().map(|(_, b)| b.len()).sum::<usize>();
         for window in messages.chunks(2000) {
             publisher.publish_all(window).await.expect("the broker confirms");
         }
         queued += messages.len();
         n += 1;
-        if n % 10 == 0 {
+        if n % (100_000 / per_slice).max(1) == 0 {
             eprintln!("  queued {queued} messages in {:.0} s", start.elapsed().as_secs_f64());
         }
     }
     connection.close(200, "ok".into()).await.unwrap();
     let depth = ready_messages(&settings).await;
     println!(
-        "queued: {queued} single-event messages ({:.0} MiB of bodies) in {:.1} s, {depth} ready in the queue",
+        "queued: {queued} single-event messages, {expected} distinct events ({:.0} MiB of bodies) in {:.1} s, {depth} ready in the queue",
         bytes as f64 / 1048576.0,
         start.elapsed().as_secs_f64()
     );
@@ -177,20 +245,19 @@ async fn main() {
         }
         tokio::time::sleep(Duration::from_millis(args.interval_ms)).await;
     }
-    // The queue is empty once the last deliveries are prefetched: wait until the stored
-    // count stops moving (the batches in hand are committed).
+    // The queue is empty once the last deliveries are prefetched: wait until every event
+    // is stored, or the stored count has not moved for 30 s (a batch of large events can
+    // take long to commit).
     let count =
         || async { sqlx::query_scalar::<_, i64>("select count(*) from events").fetch_one(&pool).await.unwrap() };
     let mut stored_at_end = count().await;
-    if last_depth == 0 {
-        loop {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            samples.push((drain_start.elapsed().as_secs_f64(), machine::status_kib(pid, "VmRSS:"), None));
-            let again = count().await;
-            if again == stored_at_end {
-                break;
-            }
-            stored_at_end = again;
+    let mut last_move = Instant::now();
+    while last_depth == 0 && stored_at_end < expected as i64 && last_move.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(args.interval_ms)).await;
+        samples.push((drain_start.elapsed().as_secs_f64(), machine::status_kib(pid, "VmRSS:"), None));
+        let again = count().await;
+        if again != stored_at_end {
+            (stored_at_end, last_move) = (again, Instant::now());
         }
     }
     let drain_seconds = drain_start.elapsed().as_secs_f64();
@@ -201,7 +268,7 @@ async fn main() {
     // 3. Figures.
     let rejected: i64 = sqlx::query_scalar("select count(*) from rejections").fetch_one(&pool).await.unwrap();
     println!(
-        "drain: {:.0} s, {stored_at_end} events stored (exact duplicates are counted once), {rejected} rejections, {last_depth} messages still ready",
+        "drain: {:.0} s, {stored_at_end} of {expected} distinct events stored (exact duplicates are counted once), {rejected} rejections, {last_depth} messages still ready",
         drain_seconds
     );
     // From 2 s on: the first samples catch the process while it starts.
