@@ -188,7 +188,7 @@ async fn main() {
 
     // 1. Queue the backlog, 10,000 events at a time (fewer when they are padded: about
     //    64 MiB), in confirm windows of 2,000.
-    let per_slice = if args.event_kib > 0 { (65_536 / args.event_kib).clamp(1, 10_000) } else { 10_000 };
+    let per_slice = 65_536usize.checked_div(args.event_kib).map_or(10_000, |n| n.clamp(1, 10_000));
     let connection = broker::connect(&settings.amqp, "memory publisher").await.expect("RabbitMQ is reachable");
     broker::declare_topology(&connection, &settings.amqp).await.unwrap();
     let publisher = Publisher::new(&connection, &settings.amqp.exchange).await.unwrap();
