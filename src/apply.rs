@@ -1,9 +1,8 @@
 //! Applying a batch of messages: the one way every event goes from bytes to tallies.
 //!
-//! In one transaction, under the apply lock (see `store` for why that keeps several
-//! workers exact):
+//! In one transaction (see `store` for why this keeps several workers exact):
 //! 1. store the batch's new events (an event already stored is a duplicate);
-//! 2. load the current versions of every record they name;
+//! 2. take the apply lock, and load the current versions of every record they name;
 //! 3. decide, with [`ledger::plan`], which versions become current and how the tallies move;
 //! 4. write the new current versions, move the tallies, keep the rejections, and announce
 //!    the changed totals;
@@ -95,14 +94,13 @@ impl From<sqlx::Error> for ApplyError {
 /// Applies `messages` in one transaction; nothing is written if it fails.
 pub async fn apply(pool: &PgPool, messages: &[Message]) -> Result<Outcome, ApplyError> {
     let mut tx = pool.begin().await?;
-    store::lock_for_apply(&mut tx).await?;
-
     let arrived = messages.iter().flat_map(|message| {
         let routing_key = message.routing_key.as_str();
         message.decoded.events.iter().map(move |event| Arrived { routing_key, event })
     });
     let (unique, repeated) = events::unique(arrived);
     let new_events = events::insert(&mut tx, &unique).await?;
+    store::lock_for_apply(&mut tx).await?;
 
     let before = records::load(&mut tx, new_events.iter().map(|&(_, event)| event)).await?;
     let plan = ledger::plan(&before, &new_events);

@@ -11,12 +11,14 @@ mod window;
 
 use std::sync::Arc;
 
+use futures::StreamExt;
 use lapin::options::BasicCancelOptions;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, watch};
 use tokio::time::sleep;
 use tracing::{error, info, warn};
 
+use crate::apply::apply;
 use crate::broker::{self, BrokerError};
 use crate::config::Settings;
 use crate::health::Health;
@@ -95,9 +97,22 @@ async fn session(
     let reader = tokio::spawn(read_batches(source, consumer.clone(), sender, shutdown.clone()));
     let mut applier =
         Applier { channel: &channel, pool, health, backoff: Backoff::new(settings), shutdown: shutdown.clone() };
+    // Each batch is applied in a task of its own, the next one starting while the current
+    // one runs (its events are stored meanwhile: see `store`); they are settled, and
+    // acknowledged, in order.
+    let started = futures::stream::poll_fn(|cx| batches.poll_recv(cx)).map(|batch| {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let result = apply(&pool, &batch.messages).await;
+            (batch, result, started.elapsed())
+        })
+    });
+    let mut in_order = started.buffered(2);
     let mut applied = Ok(true);
-    while let Some(batch) = batches.recv().await {
-        applied = applier.process(batch).await;
+    while let Some(task) = in_order.next().await {
+        let (batch, result, took) = task.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        applied = applier.settle(batch, result, took).await;
         if !matches!(applied, Ok(true)) {
             break;
         }

@@ -2,6 +2,8 @@
 //! batch the database refuses message by message, so that only the messages at fault go
 //! back to the queue (and, after the delivery limit, to the dead-letter queue).
 
+use std::time::Duration;
+
 use lapin::Channel;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use sqlx::PgPool;
@@ -36,10 +38,31 @@ enum Applied {
 }
 
 impl Applier<'_> {
-    /// Applies `batch` and acknowledges it. Returns `false` when shutdown came while the
-    /// database was unavailable (the batch is left unacknowledged, to be redelivered).
-    pub(super) async fn process(&mut self, mut batch: Batch) -> Result<bool, BrokerError> {
-        match self.apply_with_retry(&mut batch.messages).await {
+    /// Acknowledges `batch` once applied: `first` is how its first attempt ended, after
+    /// `took`; a failure is retried, or the batch applied message by message. Returns
+    /// `false` when shutdown came while the database was unavailable (the batch is left
+    /// unacknowledged, to be redelivered).
+    pub(super) async fn settle(
+        &mut self,
+        mut batch: Batch,
+        first: Result<Outcome, ApplyError>,
+        took: Duration,
+    ) -> Result<bool, BrokerError> {
+        let applied = match first {
+            Ok(outcome) => {
+                self.committed(batch.messages.len(), &outcome, took);
+                Applied::Done(outcome)
+            }
+            Err(e) if e.is_transient() => {
+                // The commit may have gone through before the connection was lost: the
+                // messages' rejections are then stored again only if not already there.
+                batch.messages.iter_mut().for_each(|m| m.maybe_applied = true);
+                warn!(error = one_line(&e), "Batch not applied; applying it again.");
+                self.apply_with_retry(&mut batch.messages).await
+            }
+            Err(e) => Applied::Refused(e),
+        };
+        match applied {
             Applied::Done(outcome) => {
                 let last = *batch.tags.last().expect("a batch is never empty");
                 self.channel.basic_ack(last, BasicAckOptions { multiple: true }).await?;
@@ -90,9 +113,7 @@ impl Applier<'_> {
             let started = std::time::Instant::now();
             match apply::apply(self.pool, messages).await {
                 Ok(outcome) => {
-                    metrics::batch_committed(messages.len(), &outcome, started.elapsed());
-                    self.health.set_database_ok();
-                    self.backoff.reset();
+                    self.committed(messages.len(), &outcome, started.elapsed());
                     return Applied::Done(outcome);
                 }
                 Err(e) if e.is_transient() => {
@@ -112,6 +133,15 @@ impl Applier<'_> {
                 Err(e) => return Applied::Refused(e),
             }
         }
+    }
+}
+
+impl Applier<'_> {
+    /// After a commit: metrics, health, and the backoff starts over.
+    fn committed(&mut self, messages: usize, outcome: &Outcome, took: Duration) {
+        metrics::batch_committed(messages, outcome, took);
+        self.health.set_database_ok();
+        self.backoff.reset();
     }
 }
 

@@ -34,8 +34,8 @@ pub fn unique<'a>(events: impl Iterator<Item = Arrived<'a>>) -> (Vec<Arrived<'a>
 }
 
 /// Inserts the events not stored yet; returns those, each with its sequence number, in the
-/// order of `events`. The caller holds the apply lock, so every other batch has committed
-/// or not started: an event is either stored already or new.
+/// order of `events`. An event that another open transaction has inserted waits for it
+/// (the event key is unique): inserted if that one rolls back, a duplicate if it commits.
 pub async fn insert<'a>(tx: &mut PgConnection, events: &[Arrived<'a>]) -> Result<Vec<(i64, &'a Event)>, sqlx::Error> {
     if events.is_empty() {
         return Ok(vec![]);

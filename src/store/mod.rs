@@ -11,25 +11,29 @@
 //! # How several workers stay exact
 //!
 //! Any number of workers may consume the queue at once, and any of them may be killed at
-//! any point. Each batch is one transaction (`crate::apply`) that begins by taking one
-//! transaction-level advisory lock, [`APPLY_LOCK`], and holds it until it commits or rolls
-//! back; `recompute` takes it too. So batches are applied one at a time, in some order,
-//! each seeing everything the batches before it committed:
+//! any point. Each batch is one transaction (`crate::apply`): it inserts its events, then
+//! takes one transaction-level advisory lock, [`APPLY_LOCK`], and holds it until it
+//! commits or rolls back; `recompute` takes it too.
 //!
-//! - an event is stored once: its key (`source`, `id`) is unique, and a batch inserts only
-//!   the events no earlier batch stored (`on conflict do nothing`), counting the rest as
-//!   duplicates;
-//! - the current versions a batch reads are the latest committed ones, and nobody writes
-//!   them until it commits, so the plan it makes from them (`ledger::plan`) is right, and
-//!   tallies move by exact deltas, without lost updates or deadlocks;
-//! - a message is acknowledged only after its batch committed. A worker killed before the
+//! - An event is stored once: its key (`source`, `id`) is unique. A batch inserts its
+//!   events with `on conflict do nothing`; one that another open transaction holds waits
+//!   for it, then is a duplicate if that one commits, or inserted if it rolls back.
+//! - Everything after the inserts runs under the lock, so batches move current versions
+//!   and tallies one at a time, each seeing what the batches before it committed: the plan
+//!   it makes (`ledger::plan`) is right, tallies move by exact deltas, and nothing is
+//!   lost to a concurrent update. The latest version wins whatever the order of the
+//!   batches, so the order they take the lock in does not matter.
+//! - No deadlock: a batch that holds the lock writes only what no batch writes without it
+//!   (records, tallies, rejections without unique keys), so it never waits for a batch
+//!   that waits for the lock.
+//! - A message is acknowledged only after its batch committed. A worker killed before the
 //!   commit leaves nothing behind, and its messages are redelivered; killed after the
 //!   commit but before the acknowledgement, its messages come back as duplicates.
 //!
-//! Serialising batches costs little: a batch holds the lock for a few milliseconds, and a
-//! worker decodes its next batch meanwhile. A second worker is for availability; on two
-//! cores shared with PostgreSQL and RabbitMQ it drains about as fast as one
-//! (docs/performance.md).
+//! A worker starts the next batch while the current one is applied (`consumer`): its
+//! events are inserted while the current batch holds the lock, so both of PostgreSQL's
+//! connections work at once. A second worker is for availability; on two cores shared
+//! with PostgreSQL and RabbitMQ it drains about as fast as one (docs/performance.md).
 
 pub mod events;
 pub mod read;
