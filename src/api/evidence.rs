@@ -106,9 +106,16 @@ fn version(event: &read::EvidenceEvent) -> Version {
     }
 }
 
-/// Quotes a CSV field when it needs it (RFC 4180).
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_owned() }
+/// The rows as RFC 4180 CSV: CRLF line ends, a field quoted when it holds a comma, a quote
+/// or a line break.
+fn csv_text(rows: &[read::ExportRow]) -> Result<Vec<u8>, csv::Error> {
+    let mut csv = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::new());
+    csv.write_record(["indicator", "period", "dimension", "key", "value", "updated_at"])?;
+    for row in rows {
+        let (value, updated_at) = (row.value.to_string(), row.updated_at.to_rfc3339());
+        csv.write_record([&row.indicator, &row.period, &row.dimension, &row.key, &value, &updated_at])?;
+    }
+    csv.into_inner().map_err(|e| e.into_error().into())
 }
 
 /// `GET /api/v1/export.csv?period=`: the `indicator_values` rows of one period.
@@ -118,19 +125,7 @@ pub async fn export(
 ) -> Result<impl IntoResponse, ApiError> {
     let period = period(&query)?;
     let rows = read::export_rows(&state.pool, period.as_str()).await?;
-    let mut csv = String::from("indicator,period,dimension,key,value,updated_at\r\n");
-    for row in rows {
-        let fields = [
-            csv_field(&row.indicator),
-            csv_field(&row.period),
-            csv_field(&row.dimension),
-            csv_field(&row.key),
-            row.value.to_string(),
-            row.updated_at.to_rfc3339(),
-        ];
-        csv.push_str(&fields.join(","));
-        csv.push_str("\r\n");
-    }
+    let csv = csv_text(&rows).map_err(|e| ApiError::Unavailable(format!("the export cannot be written: {e}")))?;
     let disposition = format!("attachment; filename=\"ecpat-indicators-{}.csv\"", period.as_str());
     Ok((
         [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)],
