@@ -23,10 +23,9 @@ use subtle::ConstantTimeEq;
 /// The environment variable that holds the token.
 pub const TOKEN_VAR: &str = "ECPAT_API_TOKEN";
 
-/// Paths served without the token: the probes (orchestrators call them bare) and the
-/// dashboard's embedded script and style sheet, which the page loads without its query
-/// string and which hold no data.
-const OPEN_PATHS: &[&str] = &["/healthz", "/readyz", "/assets/app.js", "/assets/style.css"];
+/// Paths served without the token besides the dashboard's assets: the probes
+/// (orchestrators call them bare).
+const PROBES: &[&str] = &["/healthz", "/readyz"];
 
 /// The expected token, kept as its SHA-256 (so that comparing takes the same time whatever
 /// the length of what is offered) in a `secrecy` box: never printed, wiped when dropped.
@@ -81,7 +80,8 @@ fn offered(request: &Request) -> Option<String> {
 }
 
 async fn require(State(token): State<Token>, request: Request, next: Next) -> Response {
-    if OPEN_PATHS.contains(&request.uri().path()) {
+    let path = request.uri().path();
+    if PROBES.contains(&path) || super::dashboard::ASSETS.contains(&path) {
         return next.run(request).await;
     }
     match offered(&request) {
