@@ -3,10 +3,12 @@
 //! (`ECPAT_<SECTION>__<KEY>`); `DATABASE_URL`, `AMQP_URL` and `HTTP_ADDR` always win.
 //! Relative paths in the settings are relative to the configuration folder.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use url::{Position, Url};
 
 /// Everything the service can be told.
 #[derive(Clone, Debug, Deserialize)]
@@ -21,7 +23,8 @@ pub struct Settings {
     pub collector: Collector,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+/// The database. Its URL may hold a password: `Debug` shows it [`redact`]ed.
+#[derive(Clone, Deserialize)]
 pub struct Database {
     pub url: String,
     pub max_connections: u32,
@@ -36,8 +39,9 @@ impl Database {
     }
 }
 
-/// The broker and the topology of docs/events.md.
-#[derive(Clone, Debug, Deserialize)]
+/// The broker and the topology of docs/events.md. Its URL may hold a password: `Debug`
+/// shows it [`redact`]ed.
+#[derive(Clone, Deserialize)]
 pub struct Amqp {
     pub url: String,
     pub exchange: String,
@@ -53,9 +57,36 @@ pub struct Amqp {
     pub connect_timeout_secs: u64,
 }
 
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Database")
+            .field("url", &redact(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("connect_timeout_secs", &self.connect_timeout_secs)
+            .finish()
+    }
+}
+
 impl Amqp {
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_secs(self.connect_timeout_secs)
+    }
+}
+
+impl fmt::Debug for Amqp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Amqp")
+            .field("url", &redact(&self.url))
+            .field("exchange", &self.exchange)
+            .field("queue", &self.queue)
+            .field("binding_key", &self.binding_key)
+            .field("dead_letter_exchange", &self.dead_letter_exchange)
+            .field("dead_letter_queue", &self.dead_letter_queue)
+            .field("unrouted_exchange", &self.unrouted_exchange)
+            .field("delivery_limit", &self.delivery_limit)
+            .field("prefetch", &self.prefetch)
+            .field("connect_timeout_secs", &self.connect_timeout_secs)
+            .finish()
     }
 }
 
@@ -160,40 +191,65 @@ impl Settings {
 }
 
 /// A URL with its password replaced by `***`, for logs and error messages: the password of
-/// the user information, with or without `//` after the scheme (`amqp:user:pass@host` is
-/// malformed but must not leak either), and any `password` query parameter. A user name
-/// without a password is shown as it is.
+/// the user information and any `password` query parameter. A user name without a password
+/// is shown as it is.
 ///
-/// Written by hand rather than with the `url` crate: a password with an unescaped `/` makes
-/// it read `postgres://u:12/s@db` as host `u`, port 12 and a path holding the password.
-pub fn redact(url: &str) -> String {
-    let Some(colon) = url.find(':') else { return url.to_owned() };
-    let start = if url[colon + 1..].starts_with("//") { colon + 3 } else { colon + 1 };
-    let (head, rest) = url.split_at(start);
-    // The user information ends at the last `@` before the query, so that a password with
-    // an unescaped `/`, `#` or `@` is hidden too.
-    let (userinfo, tail) = match rest[..rest.find('?').unwrap_or(rest.len())].rfind('@') {
-        Some(at) => match rest[..at].split_once(':') {
-            Some((user, _)) => (format!("{user}:***@"), &rest[at + 1..]),
-            None => (format!("{}@", &rest[..at]), &rest[at + 1..]),
-        },
-        None => (String::new(), rest),
-    };
-    let tail = match tail.split_once('?') {
-        Some((path, query)) => {
-            let (query, fragment) = query.split_once('#').map_or((query, None), |(q, f)| (q, Some(f)));
-            let pairs: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
-                    _ => pair.to_owned(),
-                })
-                .collect();
-            format!("{path}?{}{}", pairs.join("&"), fragment.map_or(String::new(), |f| format!("#{f}")))
+/// The `url` crate reads the URL, unless it does not parse or leaves an `@` after the host:
+/// a password with an unescaped `/` makes `postgres://u:12/s@db` read as host `u`, port 12
+/// and a path holding the rest of the password. Those go to [`redact_malformed`].
+pub fn redact(text: &str) -> String {
+    match Url::parse(text) {
+        Ok(mut url) if url.has_authority() && !url[Position::BeforePath..].contains('@') => {
+            // The URL standard drops an empty password (`user:@host`): it is marked all the same.
+            if url.password().is_some() || text.contains(":@") {
+                // Only a URL without a host cannot take one, and it has no password either.
+                let _ = url.set_password(Some("***"));
+            }
+            if let Some(query) = url.query().map(redact_query) {
+                url.set_query(Some(&query));
+            }
+            url.into()
         }
-        None => tail.to_owned(),
+        _ => redact_malformed(text),
+    }
+}
+
+/// [`redact`] for text that is no well-formed URL, with or without `//` after the scheme
+/// (`amqp:user:pass@host` must not leak either): the user information ends at the last `@`
+/// before the query, so that a password with an unescaped `/`, `#` or `@` is hidden too.
+fn redact_malformed(text: &str) -> String {
+    let Some(colon) = text.find(':') else { return text.to_owned() };
+    let start = if text[colon + 1..].starts_with("//") { colon + 3 } else { colon + 1 };
+    let (head, rest) = text.split_at(start);
+    let (rest, query) = rest.split_once('?').map_or((rest, None), |(rest, query)| (rest, Some(query)));
+    let rest = match rest.rfind('@').map(|at| rest.split_at(at)) {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***{host}"),
+            None => format!("{userinfo}{host}"),
+        },
+        None => rest.to_owned(),
     };
-    format!("{head}{userinfo}{tail}")
+    match query {
+        Some(query) => format!("{head}{rest}?{}", redact_query(query)),
+        None => format!("{head}{rest}"),
+    }
+}
+
+/// A query string (and fragment, if any) with the value of every `password` parameter
+/// replaced by `***`.
+fn redact_query(query: &str) -> String {
+    let (query, fragment) = query.split_once('#').map_or((query, None), |(q, f)| (q, Some(f)));
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    match fragment {
+        Some(fragment) => format!("{}#{fragment}", pairs.join("&")),
+        None => pairs.join("&"),
+    }
 }
 
 #[cfg(test)]
@@ -234,7 +290,20 @@ mod tests {
         );
         assert_eq!(redact("postgres:///ecpat?PASSWORD=s3cret"), "postgres:///ecpat?PASSWORD=***");
         assert_eq!(redact("postgres://u:p/a#s@s@db/x"), "postgres://u:***@db/x");
+        assert_eq!(redact("postgres://u:12/s@db/x"), "postgres://u:***@db/x");
+        assert_eq!(redact("postgres://u:p@ss@db/x?password=a#b"), "postgres://u:***@db/x?password=***#b");
+        assert_eq!(redact("amqp://u:s3cret@[::1]:5672/%2f"), "amqp://u:***@[::1]:5672/%2f");
         assert_eq!(redact("not a url"), "not a url");
+    }
+
+    #[test]
+    fn settings_never_show_a_password_in_debug_output() {
+        let mut settings = Settings::load(Path::new("/no/such/folder")).unwrap();
+        settings.database.url = "postgres://app:s3cret@db/x".into();
+        settings.amqp.url = "amqp://guest:s3cret@broker/%2f".into();
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("postgres://app:***@db/x") && shown.contains("amqp://guest:***@broker/%2f"), "{shown}");
     }
 
     #[test]

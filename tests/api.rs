@@ -875,6 +875,13 @@ async fn every_route_and_every_json_answer_match_the_openapi_document() {
         nested_missing["records"][0]["record"].as_object_mut().unwrap().remove("held_on");
         assert!(!openapi.violations(&records, &nested_missing).is_empty(), "a missing nested field fails");
         assert!(!openapi.violations(&error, &json!({"error": "x", "code": 404})).is_empty());
+        let listing = openapi.schema("/api/v1/rejections", 200, "application/json", "/schema");
+        let mut respelled = rejections.clone();
+        respelled["items"][0]["reason"] = json!("NotJson");
+        assert!(!openapi.violations(&listing, &respelled).is_empty(), "a value outside its set fails");
+        let tally = openapi.schema("/api/v1/stream", 200, "text/event-stream", "/x-sse-events/tally");
+        let without_value = json!({"code": "KE1", "period": "all"});
+        assert!(!openapi.violations(&tally, &without_value).is_empty(), "a tally without its value fails");
     })
     .await;
 }

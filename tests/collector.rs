@@ -14,12 +14,13 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeDelta, Utc};
 use common::{TestEnv, event};
 use ecpat_indicators::collector::http::{Call, Gate, Http};
-use ecpat_indicators::collector::{Collector, Observation, Platform, Secret, Tokens};
+use ecpat_indicators::collector::{Collector, Observation, Platform, Tokens};
 use ecpat_indicators::config::Settings;
 use ecpat_indicators::records::Metric;
 use ecpat_indicators::store::tracking::{self, NewPost};
 use fake::{Counts, FACEBOOK_TOKEN, Fake, X_TOKEN, YOUTUBE_KEY};
 use reqwest::Url;
+use secrecy::SecretString;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -36,9 +37,9 @@ fn minutes(n: i64) -> TimeDelta {
 
 fn tokens() -> Tokens {
     Tokens::default()
-        .with(Platform::X, Secret::new(X_TOKEN))
-        .with(Platform::Youtube, Secret::new(YOUTUBE_KEY))
-        .with(Platform::Facebook, Secret::new(FACEBOOK_TOKEN))
+        .with(Platform::X, SecretString::from(X_TOKEN))
+        .with(Platform::Youtube, SecretString::from(YOUTUBE_KEY))
+        .with(Platform::Facebook, SecretString::from(FACEBOOK_TOKEN))
 }
 
 /// A test's database, broker names and fake platforms, and collector settings using them.

@@ -14,38 +14,40 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
+use secrecy::{ExposeSecret, SecretBox, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 /// The environment variable that holds the token.
 pub const TOKEN_VAR: &str = "ECPAT_API_TOKEN";
 
-/// Paths served without the token: the probes (orchestrators call them bare) and the
-/// dashboard's embedded script and style sheet, which the page loads without its query
-/// string and which hold no data.
-const OPEN_PATHS: &[&str] = &["/healthz", "/readyz", "/assets/app.js", "/assets/style.css"];
+/// Paths served without the token besides the dashboard's assets: the probes
+/// (orchestrators call them bare).
+const PROBES: &[&str] = &["/healthz", "/readyz"];
 
-/// The expected token, kept as its SHA-256 so that comparing takes the same time whatever
-/// the length or content of what is offered.
-#[derive(Clone)]
-pub struct Token(Arc<[u8; 32]>);
+/// The expected token, kept as its SHA-256 (so that comparing takes the same time whatever
+/// the length of what is offered) in a `secrecy` box: never printed, wiped when dropped.
+#[derive(Clone, Debug)]
+pub struct Token(Arc<SecretBox<[u8; 32]>>);
 
 impl Token {
     /// The token from [`TOKEN_VAR`]; `None` when it is unset or empty (no authentication).
     pub fn from_env() -> Option<Token> {
-        std::env::var(TOKEN_VAR).ok().filter(|t| !t.is_empty()).map(|t| Token::new(&t))
+        // Wrapped at once, so that the variable's copy is wiped too.
+        let token = std::env::var(TOKEN_VAR).map(SecretString::from).ok()?;
+        Some(token).filter(|t| !t.expose_secret().is_empty()).map(|t| Token::new(t.expose_secret()))
     }
 
     pub fn new(token: &str) -> Token {
-        Token(Arc::new(Sha256::digest(token.as_bytes()).into()))
+        Token(Arc::new(SecretBox::new(Box::new(Sha256::digest(token.as_bytes()).into()))))
     }
 
     /// Whether `offered` is the token, in constant time.
     fn matches(&self, offered: &str) -> bool {
         let offered: [u8; 32] = Sha256::digest(offered.as_bytes()).into();
-        let difference = self.0.iter().zip(offered.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        std::hint::black_box(difference) == 0
+        self.0.expose_secret().ct_eq(&offered).into()
     }
 }
 
@@ -78,7 +80,8 @@ fn offered(request: &Request) -> Option<String> {
 }
 
 async fn require(State(token): State<Token>, request: Request, next: Next) -> Response {
-    if OPEN_PATHS.contains(&request.uri().path()) {
+    let path = request.uri().path();
+    if PROBES.contains(&path) || super::dashboard::ASSETS.contains(&path) {
         return next.run(request).await;
     }
     match offered(&request) {
@@ -92,4 +95,19 @@ fn unauthorized(message: &str) -> Response {
     let mut response = (StatusCode::UNAUTHORIZED, Json(json!({ "error": message }))).into_response();
     response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Token;
+
+    #[test]
+    fn the_token_matches_only_itself_and_never_shows() {
+        let token = Token::new("s3cret-token");
+        assert!(token.matches("s3cret-token"));
+        assert!(!token.matches("s3cret-token "));
+        assert!(!token.matches(""));
+        let shown = format!("{token:?}");
+        assert!(shown.contains("REDACTED"), "{shown}");
+    }
 }

@@ -1,8 +1,8 @@
 //! The dashboard page at `/`, with its assets embedded in the binary.
 //!
-//! The page is plain HTML, CSS and JavaScript (no framework, no build step, no CDN), so
-//! it works offline and ships inside the single binary. It reads the JSON API and the
-//! live stream of docs/api.md from the browser.
+//! The page is plain HTML, CSS and JavaScript modules (no framework, no build step, no
+//! CDN), so it works offline and ships inside the single binary. It reads the JSON API and
+//! the live stream of docs/api.md from the browser.
 
 use axum::Router;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName};
@@ -13,13 +13,26 @@ use super::AppState;
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
+const RENDER_JS: &str = include_str!("assets/render.js");
+const STATE_JS: &str = include_str!("assets/state.js");
+const STRINGS_JS: &str = include_str!("assets/strings.js");
 const STYLE_CSS: &str = include_str!("assets/style.css");
+
+const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
+
+/// The page's scripts and style sheet, which it loads without its query string (so without
+/// the API token: they hold no data).
+pub const ASSETS: &[&str] =
+    &["/assets/app.js", "/assets/render.js", "/assets/state.js", "/assets/strings.js", "/assets/style.css"];
 
 /// Routes of the page and its assets.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
-        .route("/assets/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
+        .route("/assets/app.js", get(|| async { asset(JAVASCRIPT, APP_JS) }))
+        .route("/assets/render.js", get(|| async { asset(JAVASCRIPT, RENDER_JS) }))
+        .route("/assets/state.js", get(|| async { asset(JAVASCRIPT, STATE_JS) }))
+        .route("/assets/strings.js", get(|| async { asset(JAVASCRIPT, STRINGS_JS) }))
         .route("/assets/style.css", get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }))
 }
 

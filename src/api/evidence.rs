@@ -7,23 +7,35 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use chrono::Utc;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{ApiError, AppState, PeriodQuery, code, period};
+use super::doc::{BadRequest, NotFound, Unavailable};
+use super::schema::{Amount, Counted, Evidence, EvidenceEvent, EvidenceRecord, Items};
+use super::{ApiError, AppState, CodePath, PeriodQuery, code, period};
 use crate::envelope::Version;
 use crate::indicators::rules::{Contribution, contributions};
 use crate::records::Record;
 use crate::records::fields::{parse_rfc3339, subnanos};
 use crate::store::read;
 
-/// `GET /api/v1/indicators/{code}/records?period=`: the current records that make up the
-/// total, each with what it contributes (an amount, or the distinct items it names) and every stored event that is a version of it.
+/// The evidence behind a total.
+///
+/// The current records that make up the indicator's total for the period, what each
+/// contributes, and every stored event that is a version of it.
+#[utoipa::path(get, path = "/api/v1/indicators/{code}/records", operation_id = "getEvidence", tag = "indicators",
+    params(CodePath, PeriodQuery),
+    responses(
+        (status = 200, description = "The evidence.", body = Evidence),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn records(
     State(state): State<AppState>,
-    Path(code_text): Path<String>,
+    Path(path): Path<CodePath>,
     Query(query): Query<PeriodQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let code = code(&code_text)?;
+) -> Result<Json<Evidence>, ApiError> {
+    let code = code(&path)?;
     let period = period(&query)?;
     let record_type = code.record_type().as_str();
     let mut behind = Vec::new();
@@ -49,8 +61,8 @@ pub async fn records(
             }
         }
         let counted = match (amount, items.is_empty()) {
-            (Some(n), _) => Some(json!({ "amount": n })),
-            (None, false) => Some(json!({ "items": items })),
+            (Some(amount), _) => Some(Counted::Amount(Amount { amount })),
+            (None, false) => Some(Counted::Items(Items { items })),
             (None, true) => None,
         };
         if let Some(counted) = counted {
@@ -68,8 +80,8 @@ pub async fn records(
             by_key.entry(key.as_str()).or_default().push(event);
         }
     }
-    let items: Vec<Value> = behind
-        .iter()
+    let records = behind
+        .into_iter()
         .map(|(row, record, counted)| {
             let mut history: Vec<&read::EvidenceEvent> =
                 by_key.get(row.record_key.as_str()).cloned().unwrap_or_default();
@@ -78,19 +90,23 @@ pub async fn records(
             }
             history.sort_by_cached_key(|e| version(e));
             history.dedup_by_key(|e| e.seq);
-            let events: Vec<Value> = history
+            let events = history
                 .iter()
-                .map(|e| {
-                    let mut v = serde_json::to_value(e).expect("events serialize");
-                    v["current"] = Value::from(e.seq == row.event_seq);
-                    v
+                .map(|e| EvidenceEvent {
+                    seq: e.seq,
+                    source: e.source.clone(),
+                    id: e.id.clone(),
+                    event_type: e.event_type.clone(),
+                    time: e.time,
+                    received_at: e.received_at,
+                    current: e.seq == row.event_seq,
                 })
                 .collect();
             let key: Value = serde_json::from_str(&row.record_key).unwrap_or(Value::Null);
-            json!({ "record_type": record_type, "key": key, "counted": counted, "record": record, "events": events })
+            EvidenceRecord { record_type: code.record_type(), key, counted, record, events }
         })
         .collect();
-    Ok(Json(json!({ "code": code.as_str(), "period": period.as_str(), "records": items })))
+    Ok(Json(Evidence { code, period: period.as_str().to_owned(), records }))
 }
 
 /// A stored event's place in the order of versions, from its `time` as sent (the column
@@ -106,31 +122,39 @@ fn version(event: &read::EvidenceEvent) -> Version {
     }
 }
 
-/// Quotes a CSV field when it needs it (RFC 4180).
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_owned() }
+/// The rows as RFC 4180 CSV: CRLF line ends, a field quoted when it holds a comma, a quote
+/// or a line break.
+fn csv_text(rows: &[read::ExportRow]) -> Result<Vec<u8>, csv::Error> {
+    let mut csv = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::new());
+    csv.write_record(["indicator", "period", "dimension", "key", "value", "updated_at"])?;
+    for row in rows {
+        let (value, updated_at) = (row.value.to_string(), row.updated_at.to_rfc3339());
+        csv.write_record([&row.indicator, &row.period, &row.dimension, &row.key, &value, &updated_at])?;
+    }
+    csv.into_inner().map_err(|e| e.into_error().into())
 }
 
-/// `GET /api/v1/export.csv?period=`: the `indicator_values` rows of one period.
+/// The `indicator_values` rows of a period, as CSV.
+#[utoipa::path(get, path = "/api/v1/export.csv", operation_id = "exportCsv", tag = "indicators",
+    params(PeriodQuery),
+    responses(
+        (status = 200, content_type = "text/csv", body = String,
+            description = "RFC 4180 CSV (CRLF line ends, fields with a comma, quote or line break quoted), UTF-8, \
+                with the header line `indicator,period,dimension,key,value,updated_at`; rows in the documented \
+                indicator order (KE1 ... ND3), then by dimension and key; totals have empty dimension and key; only \
+                non-zero values (a missing row means 0); `updated_at` in RFC 3339.",
+            headers(("Content-Disposition" = String,
+                description = "`attachment; filename=\"ecpat-indicators-PERIOD.csv\"`"))),
+        (status = 400, response = BadRequest),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn export(
     State(state): State<AppState>,
     Query(query): Query<PeriodQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let period = period(&query)?;
     let rows = read::export_rows(&state.pool, period.as_str()).await?;
-    let mut csv = String::from("indicator,period,dimension,key,value,updated_at\r\n");
-    for row in rows {
-        let fields = [
-            csv_field(&row.indicator),
-            csv_field(&row.period),
-            csv_field(&row.dimension),
-            csv_field(&row.key),
-            row.value.to_string(),
-            row.updated_at.to_rfc3339(),
-        ];
-        csv.push_str(&fields.join(","));
-        csv.push_str("\r\n");
-    }
+    let csv = csv_text(&rows).map_err(|e| ApiError::Unavailable(format!("the export cannot be written: {e}")))?;
     let disposition = format!("attachment; filename=\"ecpat-indicators-{}.csv\"", period.as_str());
     Ok((
         [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)],

@@ -3,7 +3,9 @@
 
 mod auth;
 mod dashboard;
+mod doc;
 mod evidence;
+pub mod schema;
 pub mod stream;
 
 use std::collections::BTreeMap;
@@ -15,14 +17,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Value, json};
 use sqlx::PgPool;
+use utoipa::IntoParams;
 
 use crate::health::Health;
 use crate::indicators::catalogue::Catalogue;
 use crate::indicators::{Code, Period};
 use crate::store::read::{self, ValueRow};
 use crate::telemetry::one_line;
+use doc::{BadRequest, NotFound, Unavailable};
+use schema::{Breakdowns, ErrorBody, Indicator, IndicatorForPeriod, IndicatorList, Rejections, Series, SeriesPoint};
 
 /// What every handler needs.
 #[derive(Clone)]
@@ -39,7 +43,7 @@ pub struct AppState {
 /// The API's routes, behind the token of `ECPAT_API_TOKEN` when it is set (see `auth`).
 pub fn router(state: AppState) -> Router {
     let routes = Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/v1/indicators", get(list))
         .route("/api/v1/indicators/{code}", get(one))
@@ -47,9 +51,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/indicators/{code}/records", get(evidence::records))
         .route("/api/v1/export.csv", get(evidence::export))
         .route("/api/v1/stream", get(stream::stream))
-        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/openapi.json", get(doc::document))
         .route("/api/v1/rejections", get(rejections))
-        .route("/metrics", get(|| async { crate::metrics::handle().render() }))
+        .route("/metrics", get(metrics))
         .merge(dashboard::routes())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .with_state(state);
@@ -65,12 +69,12 @@ pub enum ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, message) = match self {
+        let (status, error) = match self {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
         };
-        (status, Json(json!({ "error": message }))).into_response()
+        (status, Json(ErrorBody { error })).into_response()
     }
 }
 
@@ -81,13 +85,21 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-/// The OpenAPI 3.1 description of this API (kept true by `tests/api.rs`).
-const OPENAPI: &str = include_str!("openapi.json");
-
-async fn openapi() -> impl IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI)
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "operations",
+    responses((status = 200, description = "Always, while the process runs.", body = schema::Health)))]
+async fn healthz() -> Json<schema::Health> {
+    Json(schema::Health { status: "ok" })
 }
 
+/// Whether the worker is ready.
+///
+/// 200 once migrations are applied, the topology is declared and the consumer is running,
+/// and while database and broker are reachable; 503 otherwise.
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "operations", responses(
+    (status = 200, description = "Ready.", body = schema::Ready),
+    (status = 503, description = "Not ready.", body = schema::NotReady),
+))]
 async fn readyz(State(state): State<AppState>) -> Response {
     let reason = match state.health.not_ready_because() {
         Some(reason) => Some(reason),
@@ -95,15 +107,34 @@ async fn readyz(State(state): State<AppState>) -> Response {
         None => None,
     };
     match reason {
-        None => Json(json!({"status": "ready"})).into_response(),
-        Some(reason) => {
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not ready", "error": reason}))).into_response()
+        None => Json(schema::Ready { status: "ready" }).into_response(),
+        Some(error) => {
+            (StatusCode::SERVICE_UNAVAILABLE, Json(schema::NotReady { status: "not ready", error })).into_response()
         }
     }
 }
 
-#[derive(Deserialize)]
+/// Prometheus metrics of this process.
+///
+/// Counters are per process and start at 0: `ecpat_events_applied_total`,
+/// `ecpat_events_duplicate_total`, `ecpat_events_stale_total`, `ecpat_rejections_total{reason}`,
+/// `ecpat_batch_retries_total`, `ecpat_messages_returned_total`; gauges `ecpat_database_up`,
+/// `ecpat_broker_up`, `ecpat_last_commit_timestamp_seconds`; histograms
+/// `ecpat_batch_messages`, `ecpat_batch_duration_seconds`. A counter appears once it has
+/// been incremented.
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "operations", responses(
+    (status = 200, description = "Prometheus text exposition format.", body = String, content_type = "text/plain"),
+))]
+async fn metrics() -> String {
+    crate::metrics::handle().render()
+}
+
+/// `?period=`, of every endpoint that reads one period.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PeriodQuery {
+    /// `all` (the default) or a year from 1990 to 2100; anything else is a 400.
+    #[param(value_type = schema::Period, required = false, default = "all")]
     pub period: Option<String>,
 }
 
@@ -114,68 +145,119 @@ pub fn period(query: &PeriodQuery) -> Result<Period, ApiError> {
     })
 }
 
-pub fn code(text: &str) -> Result<Code, ApiError> {
+/// `{code}`, of every endpoint about one indicator.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct CodePath {
+    /// An indicator code (exact, upper-case); an unknown one is a 404.
+    #[param(value_type = Code)]
+    pub code: String,
+}
+
+pub fn code(path: &CodePath) -> Result<Code, ApiError> {
+    let text = &path.code;
     Code::parse(text).ok_or_else(|| ApiError::NotFound(format!("no indicator {text:?}")))
 }
 
 /// One indicator's object, from the rows of its period.
-fn indicator_json(catalogue: &Catalogue, code: Code, period: &Period, rows: &[ValueRow]) -> Value {
+fn indicator(catalogue: &Catalogue, code: Code, period: &Period, rows: &[ValueRow]) -> Indicator {
     let entry = catalogue.get(code);
     let mut value = 0;
-    let mut breakdowns: BTreeMap<&str, BTreeMap<&str, i64>> = BTreeMap::new();
+    let mut breakdowns: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
     for row in rows.iter().filter(|r| r.indicator == code.as_str()) {
         if row.dimension.is_empty() {
             value = row.value;
         } else {
-            breakdowns.entry(&row.dimension).or_default().insert(&row.key, row.value);
+            breakdowns.entry(row.dimension.clone()).or_default().insert(row.key.clone(), row.value);
         }
     }
-    json!({
-        "code": code.as_str(),
-        "objective": entry.objective,
-        "title": entry.title_fr,
-        "title_en": entry.title_en,
-        "value": value,
-        "target": entry.targets.get(period.as_str()),
-        "breakdowns": breakdowns,
-    })
+    Indicator {
+        code,
+        objective: entry.objective.clone(),
+        title: entry.title_fr.clone(),
+        title_en: entry.title_en.clone(),
+        value,
+        target: entry.targets.get(period.as_str()).copied(),
+        breakdowns: Breakdowns(breakdowns),
+    }
 }
 
-async fn list(State(state): State<AppState>, Query(query): Query<PeriodQuery>) -> Result<Json<Value>, ApiError> {
+/// All 13 indicators for a period.
+#[utoipa::path(get, path = "/api/v1/indicators", operation_id = "listIndicators", tag = "indicators",
+    params(PeriodQuery),
+    responses(
+        (status = 200, description = "All 13, in the documented order; a year with no data gives zeros.",
+            body = IndicatorList),
+        (status = 400, response = BadRequest),
+        (status = 503, response = Unavailable),
+    ))]
+async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<PeriodQuery>,
+) -> Result<Json<IndicatorList>, ApiError> {
     let period = period(&query)?;
     let rows = read::values_for_period(&state.pool, period.as_str()).await?;
-    let indicators: Vec<Value> =
-        Code::ALL.iter().map(|&code| indicator_json(&state.catalogue, code, &period, &rows)).collect();
-    Ok(Json(json!({ "period": period.as_str(), "indicators": indicators })))
+    let indicators = Code::ALL.iter().map(|&code| indicator(&state.catalogue, code, &period, &rows)).collect();
+    Ok(Json(IndicatorList { period: period.as_str().to_owned(), indicators }))
 }
 
+/// One indicator for a period.
+#[utoipa::path(get, path = "/api/v1/indicators/{code}", operation_id = "getIndicator", tag = "indicators",
+    params(CodePath, PeriodQuery),
+    responses(
+        (status = 200, description = "The indicator.", body = IndicatorForPeriod),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    ))]
 async fn one(
     State(state): State<AppState>,
-    Path(code_text): Path<String>,
+    Path(path): Path<CodePath>,
     Query(query): Query<PeriodQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let code = code(&code_text)?;
+) -> Result<Json<IndicatorForPeriod>, ApiError> {
+    let code = code(&path)?;
     let period = period(&query)?;
     let rows = read::values_for_period(&state.pool, period.as_str()).await?;
-    let mut object = indicator_json(&state.catalogue, code, &period, &rows);
-    object["period"] = Value::from(period.as_str());
-    Ok(Json(object))
+    let indicator = indicator(&state.catalogue, code, &period, &rows);
+    Ok(Json(IndicatorForPeriod { indicator, period: period.as_str().to_owned() }))
 }
 
-async fn series(State(state): State<AppState>, Path(code_text): Path<String>) -> Result<Json<Value>, ApiError> {
-    let code = code(&code_text)?;
+/// An indicator's total for every year with data.
+#[utoipa::path(get, path = "/api/v1/indicators/{code}/series", operation_id = "getSeries", tag = "indicators",
+    params(CodePath),
+    responses(
+        (status = 200, description = "Years with a non-zero total, oldest first.", body = Series),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    ))]
+async fn series(State(state): State<AppState>, Path(path): Path<CodePath>) -> Result<Json<Series>, ApiError> {
+    let code = code(&path)?;
     let points = read::yearly_totals(&state.pool, code.as_str()).await?;
-    let points: Vec<Value> =
-        points.into_iter().map(|(period, value)| json!({"period": period, "value": value})).collect();
-    Ok(Json(json!({ "code": code.as_str(), "points": points })))
+    let points = points.into_iter().map(|(period, value)| SeriesPoint { period, value }).collect();
+    Ok(Json(Series { code, points }))
 }
 
-#[derive(Deserialize)]
+/// `?limit=` of the rejections.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct LimitQuery {
+    /// How many rejections to list, 1 to 1000 (default 100); anything else is a 400.
+    #[param(value_type = i64, required = false, minimum = 1, maximum = 1000, default = 100)]
     limit: Option<String>,
 }
 
-async fn rejections(State(state): State<AppState>, Query(query): Query<LimitQuery>) -> Result<Json<Value>, ApiError> {
+/// Stored rejections, newest first.
+#[utoipa::path(get, path = "/api/v1/rejections", operation_id = "listRejections", tag = "operations",
+    params(LimitQuery),
+    responses(
+        (status = 200, description = "The total and the newest `limit` rejections.", body = Rejections),
+        (status = 400, response = BadRequest),
+        (status = 503, response = Unavailable),
+    ))]
+async fn rejections(
+    State(state): State<AppState>,
+    Query(query): Query<LimitQuery>,
+) -> Result<Json<Rejections>, ApiError> {
     let limit =
         match query.limit.as_deref() {
             None => 100,
@@ -184,5 +266,5 @@ async fn rejections(State(state): State<AppState>, Query(query): Query<LimitQuer
             })?,
         };
     let (total, items) = read::rejections(&state.pool, limit).await?;
-    Ok(Json(json!({ "total": total, "items": items })))
+    Ok(Json(Rejections { total, items }))
 }

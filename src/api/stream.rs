@@ -20,6 +20,7 @@ use tokio::sync::{broadcast, watch};
 use tracing::{debug, warn};
 
 use super::AppState;
+use super::schema::Tally;
 use crate::store::read;
 use crate::store::tallies::{TALLY_CHANNEL, TotalChange};
 use crate::telemetry::one_line;
@@ -98,10 +99,23 @@ struct Client {
 }
 
 fn event(change: &TotalChange, id: u64) -> Event {
-    Event::default().event("tally").id(id.to_string()).json_data(change).expect("a total serializes")
+    let tally = Tally { code: &change.code, period: &change.period, value: change.value };
+    Event::default().event("tally").id(id.to_string()).json_data(tally).expect("a total serializes")
 }
 
-/// `GET /api/v1/stream`.
+/// Live totals (Server-Sent Events).
+///
+/// Starts with every current total (one `tally` event each, zeros included), then sends one
+/// `tally` event whenever a total changes, whichever worker process changed it. A client
+/// that falls behind is sent the current totals again. A reconnect (with or without
+/// `Last-Event-ID`) starts again with the current totals; event ids count from 1 per
+/// connection. A `:keep-alive` comment is sent every 15 s of silence.
+#[utoipa::path(get, path = "/api/v1/stream", operation_id = "stream", tag = "indicators",
+    params(("Last-Event-ID" = Option<String>, Header,
+        description = "Accepted (browsers send it on reconnect); the stream restarts with the current totals either way.")),
+    responses((status = 200, content_type = "text/event-stream", body = String,
+        description = "`text/event-stream`: events named `tally`, each with an `id` and a `data` line holding a `Tally` \
+            object.")))]
 pub async fn stream(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     // Subscribe before reading the current totals, so no change falls in between.
     let receiver = state.tallies.subscribe();

@@ -3,18 +3,17 @@
 //! with `Retry-After`, or the platforms' reset headers) that close one platform's [`Gate`]
 //! and no other.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{RequestBuilder, Url};
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use tracing::debug;
 
-use super::Secret;
 use crate::config;
 
 /// The longest pause a header can impose: a wrong header must not stop a platform for good.
@@ -152,6 +151,7 @@ impl Http {
     /// Sends a GET, retrying `5xx` answers and network errors; a `429` closes `gate`.
     pub async fn send(&self, gate: &Gate, request: RequestBuilder, now: DateTime<Utc>) -> Result<Answer, HttpError> {
         let mut attempts = 0;
+        let mut waits = waits(self.retry_initial, self.retry_max);
         loop {
             if let Some(until) = gate.closed_until(now) {
                 return Err(HttpError::Paused { until });
@@ -175,7 +175,7 @@ impl Http {
                 self.outage(gate, now);
                 return Err(HttpError::Unavailable { attempts, detail: failure });
             }
-            let wait = backoff(self.retry_initial, self.retry_max, attempts);
+            let wait = waits.next().expect("the waits never run out");
             debug!(attempts, wait_ms = wait.as_millis() as u64, failure, "Retrying the request.");
             tokio::time::sleep(wait).await;
         }
@@ -220,7 +220,7 @@ pub struct Call<'a> {
     pub http: &'a Http,
     pub gate: &'a Gate,
     pub base: &'a Url,
-    pub token: Option<&'a Secret>,
+    pub token: Option<&'a SecretString>,
     pub now: DateTime<Utc>,
 }
 
@@ -236,7 +236,7 @@ impl Call<'_> {
     pub fn get_with_bearer(&self, url: Url) -> RequestBuilder {
         let request = self.http.client.get(url);
         match self.token {
-            Some(token) => request.bearer_auth(token.expose()),
+            Some(token) => request.bearer_auth(token.expose_secret()),
             None => request,
         }
     }
@@ -244,7 +244,7 @@ impl Call<'_> {
     /// A GET of `url`, with the token (if any) in the header `name`, marked sensitive.
     pub fn get_with_key_header(&self, url: Url, name: &'static str) -> RequestBuilder {
         let request = self.http.client.get(url);
-        match self.token.map(|token| HeaderValue::from_str(token.expose())) {
+        match self.token.map(|token| HeaderValue::from_str(token.expose_secret())) {
             Some(Ok(mut value)) => {
                 value.set_sensitive(true);
                 request.header(name, value)
@@ -284,20 +284,24 @@ fn window_spent(headers: &HeaderMap) -> bool {
         .any(|name| headers.get(*name).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() == "0"))
 }
 
-/// The wait before retry `attempt` (1, 2, ...): `initial` doubling up to `max`, of which
-/// a random half ("equal jitter"), so that collectors do not retry in step.
-pub fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {
-    let full = initial.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1))).min(max);
-    full / 2 + full.mul_f64(random_fraction() / 2.0)
+/// The waits between retries: `initial` doubling up to `max`, each a random amount from
+/// half of that delay to all of it ("equal jitter"), so that collectors do not retry in
+/// step. (`backon` adds a random part of each delay to it: hence the halved bounds.)
+fn waits(initial: Duration, max: Duration) -> ExponentialBackoff {
+    let initial = initial.min(max);
+    ExponentialBuilder::new()
+        .with_min_delay(initial / 2)
+        .with_max_delay(max / 2)
+        .with_jitter()
+        .without_max_times()
+        .build()
 }
 
-/// A random number in [0, 1). The standard library's hasher keys are random, which is
-/// enough for jitter without another dependency.
-fn random_fraction() -> f64 {
-    let mut hasher = RandomState::new().build_hasher();
-    hasher
-        .write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
-    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+/// The wait before retry `attempt` (1, 2, ...) of [`waits`].
+pub fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {
+    // The delay stops doubling at `max` long before 64 doublings.
+    let index = attempt.clamp(1, 64) - 1;
+    waits(initial, max).nth(index as usize).expect("the waits never run out")
 }
 
 /// The start of an answer's body, as one line of text.
@@ -349,12 +353,17 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_the_max_with_jitter() {
+        // `backon` computes delays in `f32` seconds.
+        let rounding = Duration::from_micros(10);
         let (initial, max) = (Duration::from_millis(100), Duration::from_millis(1000));
+        let mut waits = waits(initial, max);
         for attempt in 1..10 {
             let full = (initial * 2u32.pow(attempt - 1)).min(max);
-            let wait = backoff(initial, max, attempt);
-            assert!(wait >= full / 2 && wait <= full, "attempt {attempt}: {wait:?}");
+            for wait in [backoff(initial, max, attempt), waits.next().unwrap()] {
+                assert!(wait + rounding >= full / 2 && wait <= full + rounding, "attempt {attempt}: {wait:?}");
+            }
         }
+        assert!(backoff(initial, max, u32::MAX) <= max + rounding);
     }
 
     #[test]

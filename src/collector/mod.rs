@@ -29,7 +29,7 @@ use tokio::sync::watch;
 use tracing::info;
 
 pub use poll::{Collector, PlatformReport, PollReport};
-pub use secret::{Secret, Tokens};
+pub use secret::Tokens;
 
 use crate::config::Settings;
 use crate::records::Metric;

@@ -8,18 +8,35 @@
 mod countries;
 pub(crate) mod fields;
 pub mod parse;
+pub mod schema;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use schema::{Country, Member};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 pub use fields::FieldError;
 
-/// Declares a closed set of lower-case values, with their exact wire spelling.
+/// Declares a closed set of lower-case values, with their exact wire spelling (also in its
+/// JSON Schema, for the API's OpenAPI document).
 macro_rules! str_enum {
-    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$doc])*
+    ($(#[doc = $doc:literal])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[doc = $doc])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
         pub enum $name { $(#[serde(rename = $text)] $variant),+ }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                let doc: &[&str] = &[$($doc),*];
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some(Self::ALL.iter().map(|value| value.as_str())))
+                    .description(Some(doc.iter().map(|line| line.trim()).collect::<Vec<_>>().join(" ")))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
 
         impl $name {
             /// Every value, in declaration order.
@@ -179,15 +196,22 @@ str_enum!(
 /// One metric series of a social post: that metric's cumulative total, from the series'
 /// current snapshot, and the post's attributes, from the post's latest snapshot (whichever
 /// metrics that one carries: docs/events.md).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SocialSeries {
+    #[schema(pattern = r"^[a-z0-9][a-z0-9_-]{0,31}$")]
     pub platform: String,
+    #[schema(min_length = 1, max_length = 256)]
     pub post_id: String,
     pub metric: Metric,
+    /// The metric's current cumulative total.
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub value: i64,
+    #[schema(value_type = Member)]
     pub member: String,
     pub published_at: DateTime<Utc>,
+    #[schema(min_length = 1, max_length = 256)]
     pub publication_id: Option<String>,
+    #[schema(max_length = 2000)]
     pub url: Option<String>,
 }
 
@@ -214,78 +238,103 @@ impl SocialSeries {
 }
 
 /// A research study, review or national overview.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Publication {
+    #[schema(min_length = 1, max_length = 256)]
     pub publication_id: String,
+    #[schema(max_length = 2000)]
     pub title: String,
     pub scope: Scope,
+    #[schema(value_type = Vec<Country>)]
     pub countries: Vec<String>,
     pub themes: Vec<Theme>,
     pub contributed: bool,
     pub published_on: NaiveDate,
+    #[schema(max_length = 2000)]
     pub doi: Option<String>,
+    #[schema(max_length = 2000)]
     pub url: Option<String>,
 }
 
 /// A report to a UN or regional human-rights mechanism.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct UnSubmission {
+    #[schema(min_length = 1, max_length = 256)]
     pub submission_id: String,
     pub mechanism: Mechanism,
+    #[schema(value_type = Country)]
     pub country: String,
     pub submitted_on: NaiveDate,
+    #[schema(max_length = 2000)]
     pub cycle: Option<String>,
     pub in_alliance: bool,
+    #[schema(value_type = Vec<Member>, min_items = 1)]
     pub members: Vec<String>,
+    #[schema(max_length = 2000)]
     pub document: Option<String>,
 }
 
 /// The outcome of one ECPAT recommendation.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct UnRecommendation {
+    #[schema(min_length = 1, max_length = 256)]
     pub recommendation_id: String,
     pub mechanism: RecommendationMechanism,
+    #[schema(value_type = Country)]
     pub country: String,
     pub taken_up: bool,
+    #[schema(max_length = 2000)]
     pub document: Option<String>,
+    #[schema(schema_with = schema::paragraph)]
     pub paragraph: Option<serde_json::Value>,
     pub decided_on: NaiveDate,
 }
 
 /// A story in the media by a member.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct MediaStory {
+    #[schema(min_length = 1, max_length = 256)]
     pub story_id: String,
+    #[schema(value_type = Member)]
     pub member: String,
+    #[schema(max_length = 2000)]
     pub outlet: String,
     pub global_advocacy: bool,
     pub published_on: NaiveDate,
+    #[schema(max_length = 2000)]
     pub url: Option<String>,
 }
 
 /// An advocacy initiative.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AdvocacyInitiative {
+    #[schema(min_length = 1, max_length = 256)]
     pub initiative_id: String,
+    #[schema(max_length = 2000)]
     pub title: String,
     pub private_sector_engagement: Engagement,
+    #[schema(schema_with = schema::free_text_list)]
     pub partners: Vec<String>,
     pub started_on: NaiveDate,
 }
 
 /// Survivors taking part in a programme or in advocacy.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SurvivorParticipation {
+    #[schema(min_length = 1, max_length = 256)]
     pub participation_id: String,
+    #[schema(value_type = Country)]
     pub country: String,
     pub activity: Activity,
     pub date: NaiveDate,
 }
 
 /// A member or partner addressing children through the media.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ChildOutreach {
+    #[schema(min_length = 1, max_length = 256)]
     pub outreach_id: String,
+    #[schema(value_type = Member)]
     pub organisation: String,
     pub organisation_kind: OrganisationKind,
     pub channel: Channel,
@@ -294,18 +343,23 @@ pub struct ChildOutreach {
 }
 
 /// A capacity-building activity and the members who benefited.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CapacityTraining {
+    #[schema(min_length = 1, max_length = 256)]
     pub training_id: String,
+    #[schema(max_length = 2000)]
     pub title: String,
     pub held_on: NaiveDate,
+    #[schema(value_type = Vec<Member>, min_items = 1)]
     pub beneficiaries: Vec<String>,
 }
 
 /// A member's technical expertise in one year.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct MemberExpertise {
+    #[schema(value_type = Member)]
     pub member: String,
+    #[schema(minimum = 1990, maximum = 2100)]
     pub year: i32,
     pub manifestations: Vec<Manifestation>,
 }

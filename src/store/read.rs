@@ -44,18 +44,31 @@ pub async fn all_values(pool: &PgPool) -> Result<Vec<ValueRow>, sqlx::Error> {
 /// How many rejections one listing may hold, in the API and the CLI (docs/api.md).
 pub const REJECTIONS_LIMIT: std::ops::RangeInclusive<i64> = 1..=1000;
 
-/// A stored rejection, as listed.
-#[derive(Clone, Debug, Serialize)]
+/// A message or event that could not be applied; its bytes are kept in the database.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Rejection)]
 pub struct RejectionRow {
+    #[schema(minimum = 1)]
     pub id: i64,
     pub received_at: DateTime<Utc>,
+    #[schema(value_type = crate::envelope::Reason)]
     pub reason: String,
+    /// A readable explanation; for `invalid_data` it names the field.
     pub detail: String,
     pub routing_key: String,
+    /// The body's size in bytes.
+    #[schema(minimum = 0)]
     pub size: i64,
+    /// The event's position in its batch, or null for a whole message.
+    #[schema(required = true, minimum = 0)]
     pub batch_index: Option<i32>,
+    /// When it was published again by `rejections replay`, or null.
+    #[schema(required = true)]
     pub replayed_at: Option<DateTime<Utc>>,
-    /// The rejection whose replay this is, when a replayed message was rejected again.
+    /// For a replayed message that was rejected again: the id of the rejection it replayed;
+    /// otherwise null.
+    #[schema(required = true, minimum = 1)]
     pub replay_of: Option<i64>,
 }
 

@@ -1,0 +1,265 @@
+// The dashboard's rendering: the static text and controls, and the indicator cards with
+// their targets, breakdowns and yearly bar charts.
+
+import { PLATFORMS } from './strings.js';
+import { STRATEGY_YEARS, state, storeLanguage, t } from './state.js';
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+function element(tag, attributes = {}, children = []) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (name === 'text') node.textContent = value;
+    else node.setAttribute(name, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function svgElement(tag, attributes = {}, text) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function formatNumber(value, options) {
+  return new Intl.NumberFormat(t().locale, options).format(value);
+}
+
+function keyLabel(dimension, key) {
+  if (dimension === 'country') {
+    try {
+      const name = new Intl.DisplayNames([state.lang], { type: 'region' }).of(key);
+      return name && name !== key ? `${name} (${key})` : key;
+    } catch {
+      return key;
+    }
+  }
+  if (dimension === 'platform') return PLATFORMS[key] || key;
+  return (t().key[dimension] || {})[key] || key;
+}
+
+// ---- Static text and controls ----------------------------------------------------------
+
+export function applyLanguage() {
+  const strings = t();
+  document.documentElement.lang = state.lang;
+  document.title = strings.title;
+  for (const node of document.querySelectorAll('[data-i18n]')) {
+    const path = node.dataset.i18n.split('.');
+    const text = path.reduce((value, part) => (value ? value[part] : undefined), strings);
+    if (typeof text === 'string') node.textContent = text;
+  }
+  const toggle = document.getElementById('lang-toggle');
+  toggle.textContent = strings.other.name;
+  toggle.lang = strings.other.code;
+  renderStatus();
+  renderPeriodOptions();
+  for (const code of state.indicators.keys()) renderIndicator(code);
+}
+
+export function setLanguage(lang) {
+  state.lang = lang;
+  storeLanguage(lang);
+  applyLanguage();
+}
+
+function renderStatus() {
+  const status = document.getElementById('status');
+  status.className = `status status-${state.status}`;
+  document.getElementById('status-text').textContent = t()[state.status];
+}
+
+export function setStatus(status) {
+  if (state.status === status) return;
+  state.status = status;
+  renderStatus();
+}
+
+export function noteYear(period) {
+  if (!/^\d{4}$/.test(period) || state.years.has(Number(period))) return;
+  state.years.add(Number(period));
+  renderPeriodOptions();
+}
+
+function renderPeriodOptions() {
+  const select = document.getElementById('period');
+  const years = [...state.years].sort((a, b) => a - b);
+  if (!years.includes(Number(state.period)) && state.period !== 'all') years.push(Number(state.period));
+  const options = [element('option', { value: 'all', text: t().all })];
+  for (const year of years) options.push(element('option', { value: String(year), text: String(year) }));
+  select.replaceChildren(...options);
+  select.value = state.period;
+}
+
+export function showError(message) {
+  const banner = document.getElementById('error');
+  banner.textContent = message || '';
+  banner.hidden = !message;
+}
+
+// ---- Indicator cards -------------------------------------------------------------------
+
+export function card(code) {
+  return document.querySelector(`article[data-code="${code}"]`);
+}
+
+function createCard(indicator) {
+  const code = indicator.code;
+  const section = document.querySelector(`section[data-objective="${indicator.objective}"] .cards`);
+  if (!section) return null;
+  const article = element('article', { class: 'indicator', 'data-code': code, 'aria-labelledby': `title-${code}` }, [
+    element('h3', { id: `title-${code}` }, [
+      element('span', { class: 'code', text: code }),
+      ' ',
+      element('span', { class: 'title' }),
+    ]),
+    // The live region is the whole figure (code and number), so a screen reader announces
+    // which indicator changed, not a bare number.
+    element('p', { class: 'figure', 'aria-live': 'polite', 'aria-atomic': 'true' }, [
+      element('span', { class: 'visually-hidden', text: `${code} ` }),
+      element('span', { class: 'value', text: '0' }),
+    ]),
+    element('div', { class: 'target' }),
+    element('div', { class: 'breakdowns' }),
+    element('figure', { class: 'series' }, [element('figcaption'), element('div', { class: 'chart' })]),
+  ]);
+  section.append(article);
+  return article;
+}
+
+export function renderIndicator(code) {
+  const indicator = state.indicators.get(code);
+  const article = card(code) || createCard(indicator);
+  if (!article) return;
+  article.querySelector('.title').textContent = state.lang === 'en' ? indicator.title_en : indicator.title;
+  renderValue(article, indicator.value);
+  renderTarget(article, indicator);
+  renderBreakdowns(article, indicator.breakdowns || {});
+  renderSeries(article, code);
+}
+
+// The `.value` element holds the plain integer (its text is what tests and scrapers read);
+// the thousands grouping is drawn by CSS around digit groups, not written into the text.
+export function renderValue(article, value) {
+  const node = article.querySelector('.value');
+  const text = String(value);
+  if (node.textContent === text) return;
+  const groups = [];
+  for (let end = text.length; end > 0; end -= 3) groups.unshift(text.slice(Math.max(0, end - 3), end));
+  node.replaceChildren(...groups.map((group) => element('span', { class: 'digits', text: group })));
+  node.dataset.value = text;
+  if (article.dataset.rendered) {
+    article.classList.remove('changed');
+    // Restart the highlight animation on every change.
+    void article.offsetWidth;
+    article.classList.add('changed');
+  }
+  article.dataset.rendered = 'true';
+}
+
+export function renderTarget(article, indicator) {
+  const box = article.querySelector('.target');
+  if (indicator.target === null || indicator.target === undefined || indicator.target <= 0) {
+    box.replaceChildren(element('p', { class: 'no-target', text: t().noTarget }));
+    return;
+  }
+  const percent = Math.round((100 * indicator.value) / indicator.target);
+  const id = `target-${indicator.code}`;
+  box.replaceChildren(
+    element('p', {
+      id,
+      class: 'target-text',
+      text: t().target(formatNumber(indicator.target), formatNumber(percent)),
+    }),
+    element('progress', {
+      max: String(indicator.target),
+      value: String(Math.min(indicator.value, indicator.target)),
+      'aria-label': t().progressLabel,
+      'aria-describedby': id,
+    }),
+  );
+}
+
+function renderBreakdowns(article, breakdowns) {
+  const tables = [];
+  for (const [dimension, values] of Object.entries(breakdowns)) {
+    const label = t().dimension[dimension] || dimension;
+    const rows = Object.entries(values).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+    const table = element('table', {}, [
+      element('caption', { text: t().breakdownBy(label) }),
+      element('thead', {}, [
+        element('tr', {}, [
+          element('th', { scope: 'col', text: label }),
+          element('th', { scope: 'col', class: 'number', text: t().valueColumn }),
+        ]),
+      ]),
+      element(
+        'tbody',
+        {},
+        rows.map(([key, value]) =>
+          element('tr', {}, [
+            element('th', { scope: 'row', text: keyLabel(dimension, key) }),
+            element('td', { class: 'number', text: formatNumber(value) }),
+          ]),
+        ),
+      ),
+    ]);
+    // Long tables (many countries) scroll inside the card; a focusable region keeps that
+    // scrolling reachable from the keyboard.
+    const attributes = rows.length > 6 ? { class: 'table-scroll', tabindex: '0', role: 'region', 'aria-label': t().breakdownBy(label) } : { class: 'table-wrap' };
+    tables.push(element('div', attributes, [table]));
+  }
+  article.querySelector('.breakdowns').replaceChildren(...tables);
+}
+
+export function renderSeries(article, code) {
+  const points = state.series.get(code) || [];
+  article.querySelector('.series figcaption').textContent = t().series;
+  const chart = article.querySelector('.chart');
+  if (!points.some((point) => point.value !== 0)) {
+    chart.replaceChildren(element('p', { class: 'no-series', text: t().noSeries }));
+    return;
+  }
+  chart.replaceChildren(barChart(points));
+}
+
+function barChart(points) {
+  const byYear = new Map(points.map((point) => [Number(point.period), point.value]));
+  const seen = [...byYear.keys()];
+  const low = Math.min(STRATEGY_YEARS[0], ...seen);
+  const high = Math.max(STRATEGY_YEARS[STRATEGY_YEARS.length - 1], ...seen);
+  // A contiguous run of years shows gaps as zeros; a very wide spread shows only the data.
+  const years = high - low <= 15 ? Array.from({ length: high - low + 1 }, (_, i) => low + i) : seen.sort((a, b) => a - b);
+  const bar = 28;
+  const gap = 12;
+  const top = 16;
+  const plot = 60;
+  const bottom = 18;
+  const width = years.length * (bar + gap) + gap;
+  const height = top + plot + bottom;
+  const max = Math.max(1, ...years.map((year) => byYear.get(year) || 0));
+  const compact = { notation: 'compact', maximumFractionDigits: 1 };
+  const summary = years.map((year) => `${year} : ${formatNumber(byYear.get(year) || 0)}`).join(', ');
+  const svg = svgElement('svg', {
+    viewBox: `0 0 ${width} ${height}`,
+    width,
+    height,
+    role: 'img',
+    'aria-label': t().seriesLabel(state.lang === 'en' ? summary.replaceAll(' : ', ': ') : summary),
+  });
+  svg.append(svgElement('line', { x1: 0, x2: width, y1: top + plot + 0.5, y2: top + plot + 0.5, class: 'axis' }));
+  years.forEach((year, i) => {
+    const value = byYear.get(year) || 0;
+    const h = value === 0 ? 0 : Math.max(2, Math.round((plot * value) / max));
+    const x = gap + i * (bar + gap);
+    const selected = String(year) === state.period;
+    svg.append(svgElement('rect', { x, y: top + plot - h, width: bar, height: h, class: selected ? 'bar selected' : 'bar' }));
+    svg.append(svgElement('text', { x: x + bar / 2, y: top + plot - h - 4, class: 'bar-value' }, formatNumber(value, compact)));
+    svg.append(svgElement('text', { x: x + bar / 2, y: height - 4, class: selected ? 'year selected' : 'year' }, String(year)));
+  });
+  return svg;
+}
+
+
