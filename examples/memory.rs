@@ -246,19 +246,22 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(args.interval_ms)).await;
     }
     // The queue is empty once the last deliveries are prefetched: wait until every event
-    // is stored, or the stored count has not moved for 30 s (a batch of large events can
-    // take long to commit).
-    let count =
-        || async { sqlx::query_scalar::<_, i64>("select count(*) from events").fetch_one(&pool).await.unwrap() };
-    let mut stored_at_end = count().await;
-    let mut last_move = Instant::now();
-    while last_depth == 0 && stored_at_end < expected as i64 && last_move.elapsed() < Duration::from_secs(30) {
+    // is stored or rejected (a batch of large events can take long to commit), the worker
+    // exits, or --max-seconds have passed.
+    let settled = || async {
+        let query = "select (select count(*) from events), (select count(*) from rejections)";
+        sqlx::query_as::<_, (i64, i64)>(query).fetch_one(&pool).await.unwrap()
+    };
+    let (mut stored_at_end, mut rejected) = settled().await;
+    let deadline = drain_start + Duration::from_secs(args.max_seconds);
+    while last_depth == 0
+        && stored_at_end + rejected < expected as i64
+        && Instant::now() < deadline
+        && matches!(worker.try_wait(), Ok(None))
+    {
         tokio::time::sleep(Duration::from_millis(args.interval_ms)).await;
         samples.push((drain_start.elapsed().as_secs_f64(), machine::status_kib(pid, "VmRSS:"), None));
-        let again = count().await;
-        if again != stored_at_end {
-            (stored_at_end, last_move) = (again, Instant::now());
-        }
+        (stored_at_end, rejected) = settled().await;
     }
     let drain_seconds = drain_start.elapsed().as_secs_f64();
     let hwm = machine::status_kib(pid, "VmHWM:");
@@ -266,7 +269,6 @@ async fn main() {
     let _ = worker.wait();
 
     // 3. Figures.
-    let rejected: i64 = sqlx::query_scalar("select count(*) from rejections").fetch_one(&pool).await.unwrap();
     println!(
         "drain: {:.0} s, {stored_at_end} of {expected} distinct events stored (exact duplicates are counted once), {rejected} rejections, {last_depth} messages still ready",
         drain_seconds
