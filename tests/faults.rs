@@ -291,14 +291,14 @@ async fn while_the_database_is_unreachable_nothing_is_committed_or_acknowledged(
 
 #[tokio::test]
 async fn a_poison_message_is_dead_lettered_and_holds_nothing_up() {
-    // Refused while its event is stored (the first stage of a batch).
+    // Refused while its event is stored, before the apply lock.
     poison_is_dead_lettered("faults_poison", "events", "new.id = 'poison'").await;
 }
 
 #[tokio::test]
 async fn a_message_refused_while_its_batch_is_applied_is_dead_lettered_and_holds_nothing_up() {
-    // Refused in the second stage, under the lock, while the next batch's events may
-    // already be stored on another connection: that batch is rolled back and applied again.
+    // Refused under the lock, while the next batch's events may already be stored on
+    // another connection: that batch goes on, and is acknowledged after this one settles.
     poison_is_dead_lettered("faults_poison_apply", "records", r#"new.record_key = '["pub-poison"]'"#).await;
 }
 
