@@ -28,13 +28,11 @@ use isolated::crate_dir;
 mod generate;
 
 use std::collections::HashSet;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use ecpat_indicators::broker::{self, Publisher, routing_key_for};
 use ecpat_indicators::config::Settings;
-use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
 use serde_json::Value;
 
 const USAGE: &str = "\
@@ -125,36 +123,8 @@ fn pad(event: &mut Value, bytes: usize) {
     event["data"]["notes"] = Value::from(FILLER.repeat(missing / FILLER.len() + 1)[..missing].to_owned());
 }
 
-async fn ready_messages(settings: &Settings) -> u32 {
-    let connection = broker::connect(&settings.amqp, "memory depth").await.expect("RabbitMQ is reachable");
-    let channel = connection.create_channel().await.unwrap();
-    let queue = channel
-        .queue_declare(
-            settings.amqp.queue.as_str().into(),
-            QueueDeclareOptions { passive: true, ..Default::default() },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let _ = connection.close(200, "ok".into()).await;
-    queue.message_count()
-}
-
 fn spawn_worker(settings: &Settings) -> Child {
-    Command::new(crate_dir().join("target/release/ecpat-indicators"))
-        .arg("run")
-        .current_dir(crate_dir())
-        .env("DATABASE_URL", &settings.database.url)
-        .env("HTTP_ADDR", "127.0.0.1:0")
-        .env("ECPAT_AMQP__EXCHANGE", &settings.amqp.exchange)
-        .env("ECPAT_AMQP__QUEUE", &settings.amqp.queue)
-        .env("ECPAT_AMQP__DEAD_LETTER_EXCHANGE", &settings.amqp.dead_letter_exchange)
-        .env("ECPAT_AMQP__DEAD_LETTER_QUEUE", &settings.amqp.dead_letter_queue)
-        .env("ECPAT_AMQP__UNROUTED_EXCHANGE", &settings.amqp.unrouted_exchange)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("build the worker first: cargo build --release")
+    isolated::worker_command(settings).spawn().expect("build the worker first: cargo build --release")
 }
 
 unsafe extern "C" {
@@ -208,7 +178,7 @@ async fn main() {
         }
     }
     connection.close(200, "ok".into()).await.unwrap();
-    let depth = ready_messages(&settings).await;
+    let depth = isolated::ready_messages(&settings).await;
     println!(
         "queued: {queued} single-event messages, {expected} distinct events ({:.0} MiB of bodies) in {:.1} s, {depth} ready in the queue",
         bytes as f64 / 1048576.0,
@@ -227,7 +197,7 @@ async fn main() {
         let rss = machine::status_kib(pid, "VmRSS:");
         let mut depth_now = None;
         if Instant::now() >= next_depth {
-            last_depth = ready_messages(&settings).await;
+            last_depth = isolated::ready_messages(&settings).await;
             depth_now = Some(last_depth);
             next_depth += Duration::from_secs(5);
         }

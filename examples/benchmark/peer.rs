@@ -4,7 +4,6 @@
 
 use std::time::Instant;
 
-use ecpat_indicators::broker;
 use serde_json::Value;
 
 use crate::cpu::{CpuMark, CpuUse};
@@ -84,7 +83,7 @@ pub async fn drain(peer: Peer, label: &str, events: &[Value], per_message: usize
     let (received, own_seconds) = own_figures(&stdout).unwrap_or_else(|| panic!("{label} printed: {stdout}"));
     let stored: i64 = sqlx::query_scalar("select count(*) from peer_events").fetch_one(&scenario.pool).await.unwrap();
     let expected = unique(events);
-    if stored != expected || ready(&scenario).await != 0 {
+    if stored != expected || crate::isolated::ready_messages(&scenario.settings).await != 0 {
         eprintln!("  {label}: stored {stored} events of {expected} distinct ones, or left messages in the queue");
     }
     scenario.drop().await;
@@ -98,13 +97,4 @@ fn own_figures(stdout: &str) -> Option<(usize, f64)> {
     let received = words.next()?.parse().ok()?;
     let seconds = words.nth(1)?.trim_end_matches('s').parse().ok()?;
     Some((received, seconds))
-}
-
-/// Messages left in the scenario's queue.
-async fn ready(scenario: &Scenario) -> u32 {
-    let connection = broker::connect(&scenario.settings.amqp, "benchmark peer check").await.unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    let count = scenario.ready(&channel).await;
-    let _ = connection.close(200, "ok".into()).await;
-    count
 }

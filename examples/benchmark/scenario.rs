@@ -1,6 +1,6 @@
 //! One scenario's own database, exchange and queue, and the worker processes it starts.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use ecpat_indicators::broker::{self, Publisher};
@@ -9,7 +9,7 @@ use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use sqlx::PgPool;
 
-use crate::isolated::{self, crate_dir};
+use crate::isolated;
 
 /// One scenario's database, exchange and queue.
 pub struct Scenario {
@@ -40,27 +40,10 @@ impl Scenario {
         took
     }
 
-    /// Starts a worker: `target/release/ecpat-indicators`, or the binary `BENCH_WORKER`
-    /// names (another version, to compare both on this machine).
+    /// Starts a worker (see [`isolated::worker_command`]) with `extra` settings.
     pub fn spawn(&self, extra: &[(&str, &str)]) -> Child {
-        let binary = std::env::var_os("BENCH_WORKER")
-            .map_or_else(|| crate_dir().join("target/release/ecpat-indicators"), std::path::PathBuf::from);
-        let mut command = Command::new(binary);
-        command
-            .arg("run")
-            .current_dir(crate_dir())
-            .env("DATABASE_URL", &self.settings.database.url)
-            .env("HTTP_ADDR", "127.0.0.1:0")
-            .env("ECPAT_AMQP__EXCHANGE", &self.settings.amqp.exchange)
-            .env("ECPAT_AMQP__QUEUE", &self.settings.amqp.queue)
-            .env("ECPAT_AMQP__DEAD_LETTER_EXCHANGE", &self.settings.amqp.dead_letter_exchange)
-            .env("ECPAT_AMQP__DEAD_LETTER_QUEUE", &self.settings.amqp.dead_letter_queue)
-            .env("ECPAT_AMQP__UNROUTED_EXCHANGE", &self.settings.amqp.unrouted_exchange)
-            .env("RUST_LOG", std::env::var("BENCH_WORKER_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdin(Stdio::null());
-        for (k, v) in extra {
-            command.env(k, v);
-        }
+        let mut command = isolated::worker_command(&self.settings);
+        command.envs(extra.iter().copied());
         command.spawn().expect("build the worker first: cargo build --release")
     }
 

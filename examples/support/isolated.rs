@@ -1,10 +1,12 @@
 //! A run's own database, exchange and queues, for the benchmark and the memory run.
 
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
 
 use ecpat_indicators::broker;
 use ecpat_indicators::config::Settings;
-use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::types::FieldTable;
 use sqlx::PgPool;
 
 pub fn crate_dir() -> PathBuf {
@@ -23,6 +25,39 @@ pub fn settings(name: &str) -> Settings {
     settings.amqp.dead_letter_queue = format!("{name}.dead.q");
     settings.amqp.unrouted_exchange = format!("{name}.unrouted");
     settings
+}
+
+/// The command that starts a worker on the run's database and queues:
+/// `target/release/ecpat-indicators run`, or the binary `BENCH_WORKER` names (another
+/// version, to compare both on this machine); logs at `BENCH_WORKER_LOG` (default `warn`).
+pub fn worker_command(settings: &Settings) -> Command {
+    let binary = std::env::var_os("BENCH_WORKER")
+        .map_or_else(|| crate_dir().join("target/release/ecpat-indicators"), PathBuf::from);
+    let mut command = Command::new(binary);
+    command
+        .arg("run")
+        .current_dir(crate_dir())
+        .env("DATABASE_URL", &settings.database.url)
+        .env("HTTP_ADDR", "127.0.0.1:0")
+        .env("ECPAT_AMQP__EXCHANGE", &settings.amqp.exchange)
+        .env("ECPAT_AMQP__QUEUE", &settings.amqp.queue)
+        .env("ECPAT_AMQP__DEAD_LETTER_EXCHANGE", &settings.amqp.dead_letter_exchange)
+        .env("ECPAT_AMQP__DEAD_LETTER_QUEUE", &settings.amqp.dead_letter_queue)
+        .env("ECPAT_AMQP__UNROUTED_EXCHANGE", &settings.amqp.unrouted_exchange)
+        .env("RUST_LOG", std::env::var("BENCH_WORKER_LOG").unwrap_or_else(|_| "warn".into()))
+        .stdin(Stdio::null());
+    command
+}
+
+/// Messages ready in the run's queue, on a connection of its own.
+pub async fn ready_messages(settings: &Settings) -> u32 {
+    let connection = broker::connect(&settings.amqp, "benchmark queue depth").await.expect("RabbitMQ is reachable");
+    let channel = connection.create_channel().await.unwrap();
+    let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+    let queue = channel.queue_declare(settings.amqp.queue.as_str().into(), passive, FieldTable::default());
+    let count = queue.await.expect("the queue exists").message_count();
+    let _ = connection.close(200, "ok".into()).await;
+    count
 }
 
 /// Deletes the run's queues, exchanges and database (`name`), after closing `pool`.
