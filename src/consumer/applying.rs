@@ -54,9 +54,7 @@ impl Applier<'_> {
                 Applied::Done(outcome)
             }
             Err(e) if e.is_transient() => {
-                // The commit may have gone through before the connection was lost: the
-                // messages' rejections are then stored again only if not already there.
-                batch.messages.iter_mut().for_each(|m| m.maybe_applied = true);
+                may_have_committed(&mut batch.messages);
                 warn!(error = one_line(&e), "Batch not applied; applying it again.");
                 self.apply_with_retry(&mut batch.messages).await
             }
@@ -117,9 +115,7 @@ impl Applier<'_> {
                     return Applied::Done(outcome);
                 }
                 Err(e) if e.is_transient() => {
-                    // The commit may have gone through before the connection was lost: the
-                    // messages' rejections are then stored again only if not already there.
-                    messages.iter_mut().for_each(|m| m.maybe_applied = true);
+                    may_have_committed(messages);
                     let line = one_line(&e);
                     self.health.set_database_retrying(matches!(e, ApplyError::Unreachable(_)), &line);
                     metrics::batch_retried();
@@ -134,15 +130,19 @@ impl Applier<'_> {
             }
         }
     }
-}
 
-impl Applier<'_> {
     /// After a commit: metrics, health, and the backoff starts over.
     fn committed(&mut self, messages: usize, outcome: &Outcome, took: Duration) {
         metrics::batch_committed(messages, outcome, took);
         self.health.set_database_ok();
         self.backoff.reset();
     }
+}
+
+/// After a transient failure: the commit may have gone through before the connection was
+/// lost, so the messages' rejections are stored again only if not already there.
+fn may_have_committed(messages: &mut [Message]) {
+    messages.iter_mut().for_each(|m| m.maybe_applied = true);
 }
 
 fn log_outcome(messages: usize, outcome: &Outcome) {

@@ -20,17 +20,21 @@ pub async fn load<'a>(tx: &mut PgConnection, events: impl Iterator<Item = &'a Ev
     let keys: Vec<String> = wanted.records.iter().map(|key| key.key.clone()).collect();
     let mut before = Before::default();
     // Two look-ups, each by its own index (an `or` of both would scan the table).
-    let by_key = sqlx::query_as!(
-        StoredRow,
-        r#"select r.record_type, r.record_key, r.post_key, r.version_secs, r.version_nanos, r.version_subnanos,
+    let by_key = if keys.is_empty() {
+        vec![]
+    } else {
+        sqlx::query_as!(
+            StoredRow,
+            r#"select r.record_type, r.record_key, r.post_key, r.version_secs, r.version_nanos, r.version_subnanos,
             r.version_source, r.version_id, r.event_seq, r.record::text as record
         from unnest($1::text[], $2::text[]) as u(rt, rk)
         join records r on r.record_type = u.rt and r.record_key = u.rk"#,
-        &types,
-        &keys,
-    )
-    .fetch_all(&mut *tx)
-    .await?;
+            &types,
+            &keys,
+        )
+        .fetch_all(&mut *tx)
+        .await?
+    };
     let by_post = if wanted.posts.is_empty() {
         vec![]
     } else {
@@ -207,9 +211,9 @@ struct StoredRow {
 impl StoredRow {
     /// The row decoded; a row that does not decode is an error no retry can cure.
     fn current(self) -> Result<(RecordKey, Current), ApplyError> {
-        let key = format!("{} {}", self.record_type, self.record_key);
-        let corrupt = |detail: String| ApplyError::Corrupt { what: key.clone(), detail };
-        let record_type = RecordType::parse(&self.record_type).ok_or_else(|| corrupt("unknown record type".into()))?;
+        let (record_type, record_key) = (&self.record_type, &self.record_key);
+        let corrupt = |detail: String| ApplyError::Corrupt { what: format!("{record_type} {record_key}"), detail };
+        let record_type = RecordType::parse(record_type).ok_or_else(|| corrupt("unknown record type".into()))?;
         let record = self
             .record
             .map(|text| serde_json::from_str::<Record>(&text).map_err(|e| corrupt(e.to_string())))
