@@ -32,6 +32,7 @@ pub mod collector;
 pub mod config;
 pub mod consumer;
 pub mod envelope;
+pub mod framework;
 pub mod health;
 pub mod indicators;
 pub mod ledger;

@@ -48,12 +48,12 @@ pub async fn records(
         for contribution in contributions(&record) {
             match contribution {
                 Contribution::Sum(k, n)
-                    if k.indicator == code && k.period == period.as_str() && k.dimension.is_empty() =>
+                    if k.indicator == code.as_str() && k.period == period.as_str() && k.dimension.is_empty() =>
                 {
                     amount = Some(n);
                 }
                 Contribution::Distinct(k, item)
-                    if k.indicator == code && k.period == period.as_str() && k.dimension.is_empty() =>
+                    if k.indicator == code.as_str() && k.period == period.as_str() && k.dimension.is_empty() =>
                 {
                     items.push(item);
                 }

@@ -1,5 +1,6 @@
 //! Adding up the contributions that change in a batch into tally deltas.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use super::rules::{Contribution, ContributionRef, KeyRef, TallyKey, contributions, contributions_into};
@@ -49,7 +50,7 @@ impl Delta {
 #[derive(Default)]
 pub(crate) struct Tally<'a> {
     sums: HashMap<KeyRef<'a>, i64>,
-    items: HashMap<(KeyRef<'a>, &'a str), i64>,
+    items: HashMap<(KeyRef<'a>, Cow<'a, str>), i64>,
     /// The contributions of the version replaced and of the new one, reused from record to
     /// record.
     removed: Vec<ContributionRef<'a>>,
@@ -70,12 +71,12 @@ impl<'a> Tally<'a> {
         loop {
             match (removed.get(r), added.get(a)) {
                 (Some(old), Some(new)) if old == new => (r, a) = (r + 1, a + 1),
-                (Some(&old), new) if new.is_none_or(|new| old < *new) => {
-                    self.count(old, -1);
+                (Some(old), new) if new.is_none_or(|new| old < new) => {
+                    self.count(old.clone(), -1);
                     r += 1;
                 }
-                (_, Some(&new)) => {
-                    self.count(new, 1);
+                (_, Some(new)) => {
+                    self.count(new.clone(), 1);
                     a += 1;
                 }
                 (_, None) => break,
@@ -96,7 +97,7 @@ impl<'a> Tally<'a> {
     pub fn into_delta(self) -> Delta {
         Delta {
             sums: totals(self.sums, KeyRef::owned),
-            items: totals(self.items, |(key, item)| (key.owned(), item.to_owned())),
+            items: totals(self.items, |(key, item)| (key.owned(), item.into_owned())),
         }
     }
 }

@@ -73,7 +73,18 @@ pub async fn apply(tx: &mut PgConnection, delta: Delta) -> Result<Vec<TotalChang
         .await?;
         let by_name: HashMap<ItemId, &(TallyKey, String)> = items
             .keys()
-            .map(|k| ((k.0.indicator.as_str(), k.0.period.as_str(), k.0.dimension, k.0.key.as_str(), k.1.as_str()), k))
+            .map(|k| {
+                (
+                    (
+                        k.0.indicator.as_str(),
+                        k.0.period.as_str(),
+                        k.0.dimension.as_str(),
+                        k.0.key.as_str(),
+                        k.1.as_str(),
+                    ),
+                    k,
+                )
+            })
             .collect();
         for row in &rows {
             let id = (

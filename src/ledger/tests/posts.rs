@@ -65,7 +65,12 @@ impl Stored {
 
     /// KE3's total for `year`, and AP3's.
     fn totals(&self, year: &str) -> (i64, i64) {
-        let total = |indicator| TallyKey { indicator, period: year.to_owned(), dimension: "", key: String::new() };
+        let total = |indicator: Code| TallyKey {
+            indicator: indicator.as_str().to_owned(),
+            period: year.to_owned(),
+            dimension: String::new(),
+            key: String::new(),
+        };
         let ke3 = self.sums.get(&total(Code::KE3)).copied().unwrap_or(0);
         let ap3 = self.items.iter().filter(|((key, _), refs)| *key == total(Code::AP3) && **refs > 0).count();
         (ke3, ap3 as i64)

@@ -1,0 +1,194 @@
+//! Frameworks: strategic indicators as data (docs/frameworks.md). A framework is a TOML
+//! document of objectives and indicators; each indicator counts the records of one type
+//! that pass its `when`, by their date's year, with breakdowns. It is read and checked
+//! once ([`document::parse`]) and then evaluated per record.
+
+pub mod document;
+pub mod fields;
+pub mod when;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use chrono::Datelike;
+
+use crate::indicators::rules::{ContributionRef, KeyRef, PeriodRef};
+use crate::records::{Record, RecordType};
+use fields::{Field, Value};
+use when::When;
+
+/// The framework shipped with the product, the ECPAT network's 2018-2021 strategy.
+pub const DEFAULT_TEXT: &str = include_str!("../../frameworks/ecpat-2018-2021.toml");
+
+static DEFAULT: LazyLock<Framework> =
+    LazyLock::new(|| document::parse(DEFAULT_TEXT).expect("the shipped framework is valid"));
+
+/// The default framework, compiled.
+pub fn default() -> &'static Framework {
+    &DEFAULT
+}
+
+/// Titles by language (`fr`, `en`, ...).
+pub type Title = BTreeMap<String, String>;
+
+#[derive(Debug)]
+pub struct Objective {
+    pub code: String,
+    pub title: Title,
+}
+
+/// What an indicator adds up for each record that counts.
+#[derive(Debug)]
+pub enum ValueRule {
+    /// One per record.
+    Count,
+    /// The field's integer (null adds 0).
+    Sum(&'static Field),
+    /// Each distinct value (or list item) once.
+    Distinct(&'static Field),
+}
+
+#[derive(Debug)]
+pub struct Breakdown {
+    /// The dimension's name.
+    pub name: String,
+    pub field: &'static Field,
+}
+
+#[derive(Debug)]
+pub struct Indicator {
+    pub code: String,
+    pub objective: String,
+    pub title: Title,
+    pub record: RecordType,
+    pub when: Option<When>,
+    pub value: ValueRule,
+    pub date: &'static Field,
+    pub breakdowns: Vec<Breakdown>,
+    pub baseline: Option<i64>,
+    pub targets: BTreeMap<String, i64>,
+}
+
+#[derive(Debug)]
+pub struct Framework {
+    pub id: String,
+    pub title: Title,
+    /// First and last year.
+    pub years: (i32, i32),
+    pub objectives: Vec<Objective>,
+    /// In document order.
+    pub indicators: Vec<Indicator>,
+    /// The indicators of each record type, by index into `indicators`.
+    by_type: BTreeMap<RecordType, Vec<usize>>,
+}
+
+impl Framework {
+    pub(crate) fn new(
+        id: String,
+        title: Title,
+        years: (i32, i32),
+        objectives: Vec<Objective>,
+        indicators: Vec<Indicator>,
+    ) -> Framework {
+        let mut by_type: BTreeMap<RecordType, Vec<usize>> = BTreeMap::new();
+        for (i, indicator) in indicators.iter().enumerate() {
+            by_type.entry(indicator.record).or_default().push(i);
+        }
+        Framework { id, title, years, objectives, indicators, by_type }
+    }
+
+    /// The indicator with `code`.
+    pub fn indicator(&self, code: &str) -> Option<&Indicator> {
+        self.indicators.iter().find(|i| i.code == code)
+    }
+
+    /// Appends what a current record contributes to `out`, each contribution once or more
+    /// (sort and deduplicate to count each once).
+    pub(crate) fn contributions_into<'a>(&'a self, record: &'a Record, out: &mut Vec<ContributionRef<'a>>) {
+        let Some(indicators) = self.by_type.get(&record.record_type()) else { return };
+        for &i in indicators {
+            self.indicators[i].contributions_into(&self.id, record, out);
+        }
+    }
+}
+
+impl Indicator {
+    fn contributions_into<'a>(&'a self, framework: &str, record: &'a Record, out: &mut Vec<ContributionRef<'a>>) {
+        if let Some(when) = &self.when {
+            match when.holds(record) {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(error) => {
+                    tracing::warn!(
+                        framework,
+                        indicator = self.code,
+                        when = when.source,
+                        error,
+                        "A `when` failed on a record, which does not count."
+                    );
+                    let labels = [("framework", framework.to_owned()), ("indicator", self.code.clone())];
+                    metrics::counter!("ecpat_when_failures_total", &labels).increment(1);
+                    return;
+                }
+            }
+        }
+        let Some(year) = year((self.date.get)(record)) else { return };
+        let mut breakdowns: Vec<(&'a str, Cow<'a, str>)> = Vec::new();
+        for breakdown in &self.breakdowns {
+            for key in keys((breakdown.field.get)(record)) {
+                breakdowns.push((breakdown.name.as_str(), key));
+            }
+        }
+        let tallies = std::iter::once(("", Cow::Borrowed(""))).chain(breakdowns).flat_map(|(dimension, key)| {
+            [PeriodRef::Year(year), PeriodRef::All].map(|period| KeyRef {
+                indicator: &self.code,
+                period,
+                dimension,
+                key: key.clone(),
+            })
+        });
+        match &self.value {
+            ValueRule::Count => out.extend(tallies.map(|key| ContributionRef::Sum(key, 1))),
+            ValueRule::Sum(field) => {
+                let amount = match (field.get)(record) {
+                    Value::Int(n) => n,
+                    _ => 0,
+                };
+                out.extend(tallies.map(|key| ContributionRef::Sum(key, amount)));
+            }
+            ValueRule::Distinct(field) => {
+                let items = keys((field.get)(record));
+                if items.is_empty() {
+                    return;
+                }
+                for key in tallies {
+                    out.extend(items.iter().map(|item| ContributionRef::Distinct(key.clone(), item.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// The UTC year of a date, a timestamp or a year.
+fn year(value: Value<'_>) -> Option<i32> {
+    match value {
+        Value::Date(date) => Some(date.year()),
+        Value::Timestamp(at) => Some(at.year()),
+        Value::Int(year) => i32::try_from(year).ok(),
+        _ => None,
+    }
+}
+
+/// The keys a value gives as a breakdown or distinct items: none for null or an empty
+/// list, one per item of a list, else its text.
+fn keys(value: Value<'_>) -> Vec<Cow<'_, str>> {
+    match value {
+        Value::Null | Value::Timestamp(_) => vec![],
+        Value::Text(text) => vec![text],
+        Value::Int(n) => vec![Cow::Owned(n.to_string())],
+        Value::Bool(b) => vec![Cow::Borrowed(if b { "true" } else { "false" })],
+        Value::Date(date) => vec![Cow::Owned(date.format("%Y-%m-%d").to_string())],
+        Value::List(items) => items.into_iter().map(Cow::Borrowed).collect(),
+    }
+}
