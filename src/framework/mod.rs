@@ -192,3 +192,6 @@ fn keys(value: Value<'_>) -> Vec<Cow<'_, str>> {
         Value::List(items) => items.into_iter().map(Cow::Borrowed).collect(),
     }
 }
+
+#[cfg(test)]
+mod tests;
