@@ -11,7 +11,9 @@
 //! - [`records`]: the records events carry, parsed and normalised;
 //! - [`apply`]: a batch from decoded messages to committed tallies, in one place;
 //! - [`ledger`]: which version of each record is current (pure);
-//! - [`indicators`]: the catalogue and the counting rules (pure);
+//! - [`framework`]: the counting rules as data: a framework document (TOML, CEL `when`)
+//!   read and checked once, evaluated per record (pure);
+//! - [`indicators`]: tally keys, deltas and the catalogue (pure);
 //! - [`store`]: all SQL, by table (events, records, tallies, rejections), and reading;
 //! - [`api`], [`health`], [`metrics`]: the HTTP API, readiness and Prometheus metrics;
 //! - [`app`], [`cli`]: the subcommands.
