@@ -14,7 +14,6 @@ use crate::api::{self, AppState, stream};
 use crate::config::{Settings, redact};
 use crate::consumer;
 use crate::health::Health;
-use crate::indicators::catalogue::Catalogue;
 use crate::store::{self, ConnectError};
 use crate::telemetry::one_line;
 
@@ -40,7 +39,6 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<PgPool> {
 /// Runs the worker and its API until `shutdown` turns true, which it honours at every
 /// stage, waiting for the database included.
 pub async fn run(settings: Settings, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let catalogue = Arc::new(Catalogue::load(settings.catalogue.path.as_deref())?);
     let health = Arc::new(Health::default());
     let listener = TcpListener::bind(&settings.http.addr)
         .await
@@ -52,7 +50,7 @@ pub async fn run(settings: Settings, shutdown: watch::Receiver<bool>) -> anyhow:
     crate::metrics::handle();
     let (tallies, _) = tokio::sync::broadcast::channel(stream::BUFFER);
     tokio::spawn(stream::relay(pool.clone(), tallies.clone(), shutdown.clone()));
-    let state = AppState { pool: pool.clone(), catalogue, health: health.clone(), tallies, shutdown: shutdown.clone() };
+    let state = AppState { pool: pool.clone(), health: health.clone(), tallies, shutdown: shutdown.clone() };
     let mut http_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, api::router(state))

@@ -2,7 +2,8 @@
 //!
 //! In one transaction (see `store` for why this keeps several workers exact):
 //! 1. store the batch's new events (an event already stored is a duplicate);
-//! 2. take the apply lock, and load the current versions of every record they name;
+//! 2. take the apply lock, and load the frameworks (if they changed) and the current
+//!    versions of every record they name;
 //! 3. decide, with [`ledger::plan`], which versions become current and how the tallies move;
 //! 4. write the new current versions, move the tallies, keep the rejections, and announce
 //!    the changed totals;
@@ -16,7 +17,7 @@ use crate::envelope::{Decoded, Reason};
 use crate::ledger;
 use crate::store::events::{self, Arrived};
 use crate::store::tallies::{self, TotalChange};
-use crate::store::{self, records, rejections};
+use crate::store::{self, frameworks, records, rejections};
 
 /// One message taken from the broker, decoded.
 #[derive(Debug)]
@@ -61,12 +62,25 @@ pub enum ApplyError {
     /// A stored current version does not decode: retrying cannot help either.
     #[error("the stored record {what} cannot be read: {detail}")]
     Corrupt { what: String, detail: String },
+    /// A framework stored in the database does not read with this version of the service:
+    /// retried (nothing is rejected for it) until the framework is loaded again or removed.
+    #[error("{0}")]
+    Framework(String),
 }
 
 impl ApplyError {
     /// Whether the error may go away by itself: retry the batch, never reject it.
     pub fn is_transient(&self) -> bool {
-        matches!(self, ApplyError::Unreachable(_) | ApplyError::Busy(_))
+        matches!(self, ApplyError::Unreachable(_) | ApplyError::Busy(_) | ApplyError::Framework(_))
+    }
+}
+
+impl From<frameworks::ReadError> for ApplyError {
+    fn from(error: frameworks::ReadError) -> ApplyError {
+        match error {
+            frameworks::ReadError::Database(e) => e.into(),
+            unreadable => ApplyError::Framework(unreadable.to_string()),
+        }
     }
 }
 
@@ -101,9 +115,10 @@ pub async fn apply(pool: &PgPool, messages: &[Message]) -> Result<Outcome, Apply
     let (unique, repeated) = events::unique(arrived);
     let new_events = events::insert(&mut tx, &unique).await?;
     store::lock_for_apply(&mut tx).await?;
+    let frameworks = frameworks::current(&mut tx).await?;
 
     let before = records::load(&mut tx, new_events.iter().map(|&(_, event)| event)).await?;
-    let plan = ledger::plan(&before, &new_events);
+    let plan = ledger::plan(&before, &new_events, &frameworks);
 
     records::write(&mut tx, &plan, &before).await?;
     let totals = tallies::apply(&mut tx, plan.delta).await?;

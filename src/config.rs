@@ -4,7 +4,7 @@
 //! Relative paths in the settings are relative to the configuration folder.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -18,8 +18,6 @@ pub struct Settings {
     pub consumer: Consumer,
     pub http: Http,
     pub log: Log,
-    #[serde(default)]
-    pub catalogue: CataloguePath,
     pub collector: Collector,
 }
 
@@ -117,12 +115,6 @@ pub struct Log {
     pub format: String,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct CataloguePath {
-    /// A catalogue file replacing the one built into the binary.
-    pub path: Option<PathBuf>,
-}
-
 /// The social-metrics collector (`ecpat-indicators collect`). Platform tokens are not
 /// settings: they come from the environment only (see `collector::Tokens`).
 #[derive(Clone, Debug, Deserialize)]
@@ -159,14 +151,9 @@ pub struct Collector {
 /// The defaults, built in so that the binary runs from any folder.
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
-/// The catalogue's file in the configuration folder, read instead of the built-in one when
-/// present and `catalogue.path` is not set.
-const CATALOGUE: &str = "indicators.toml";
-
 impl Settings {
     /// Loads the built-in defaults, the files of `dir` (usually `config`; none is required)
-    /// and the environment; relative paths are then taken relative to `dir`. Without a
-    /// `catalogue.path`, the catalogue is `dir/indicators.toml` if present, else built in.
+    /// and the environment.
     pub fn load(dir: &Path) -> Result<Self, config::ConfigError> {
         let mut builder = config::Config::builder()
             .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
@@ -178,15 +165,7 @@ impl Settings {
                 builder = builder.set_override(key, value)?;
             }
         }
-        let mut settings: Settings = builder.build()?.try_deserialize()?;
-        let catalogue = &mut settings.catalogue.path;
-        match catalogue {
-            Some(path) if path.is_relative() => *path = dir.join(&*path),
-            Some(_) => {}
-            // The folder's own catalogue, like its other files, overrides the built-in one.
-            None => *catalogue = Some(dir.join(CATALOGUE)).filter(|path| path.is_file()),
-        }
-        Ok(settings)
+        builder.build()?.try_deserialize()
     }
 }
 
@@ -259,23 +238,10 @@ mod tests {
     use super::{Settings, redact};
 
     #[test]
-    fn the_defaults_need_no_file_and_the_catalogue_follows_the_configuration_folder() {
+    fn the_defaults_need_no_file() {
         let settings = Settings::load(Path::new("/no/such/folder")).expect("the built-in defaults suffice");
         assert_eq!(settings.database.connect_timeout_secs, 10);
         assert_eq!(settings.amqp.connect_timeout_secs, 10);
-        assert_eq!(settings.catalogue.path, None, "the built-in catalogue");
-
-        let dir = std::env::temp_dir().join(format!("ecpat-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("local.toml"), "[catalogue]\npath = \"ours/indicators.toml\"\n").unwrap();
-        let settings = Settings::load(&dir).unwrap();
-        assert_eq!(settings.catalogue.path, Some(dir.join("ours/indicators.toml")));
-
-        std::fs::remove_file(dir.join("local.toml")).unwrap();
-        std::fs::write(dir.join("indicators.toml"), "").unwrap();
-        let settings = Settings::load(&dir).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(settings.catalogue.path, Some(dir.join("indicators.toml")), "the folder's own catalogue");
     }
 
     #[test]

@@ -21,6 +21,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
 use crate::envelope::{Event, Version};
+use crate::framework::Frameworks;
 use crate::indicators::tally::{Delta, Tally};
 use crate::records::{Change, Record, RecordKey, SocialSeries};
 
@@ -71,7 +72,7 @@ pub struct Plan {
 }
 
 /// Decides the batch: `events` are new (not duplicates), each with its stored sequence.
-pub fn plan(before: &Before, events: &[(i64, &Event)]) -> Plan {
+pub fn plan(before: &Before, events: &[(i64, &Event)], frameworks: &Frameworks) -> Plan {
     // Everything below borrows from `before`, the events and these: only what changes is
     // copied into the plan.
     let versions: Vec<Version> = events.iter().map(|(_, event)| event.version()).collect();
@@ -143,7 +144,7 @@ pub fn plan(before: &Before, events: &[(i64, &Event)]) -> Plan {
         })
         .collect();
     changed.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let mut tally = Tally::default();
+    let mut tally = Tally::new(frameworks);
     for (key, current) in &changed {
         let old = before.records.get(*key);
         let new = rewritten.get(*key).or(current.record);
@@ -305,7 +306,7 @@ mod tests {
     /// Plans `events` (sequence numbers in order) from nothing.
     fn plan_all(events: &[Event]) -> Plan {
         let numbered: Vec<(i64, &Event)> = events.iter().enumerate().map(|(i, e)| (i as i64 + 1, e)).collect();
-        plan(&Before::default(), &numbered)
+        plan(&Before::default(), &numbered, crate::framework::built_in())
     }
 
     fn current_member(plan: &Plan) -> Option<String> {
@@ -341,7 +342,7 @@ mod tests {
         let stored = plan_all(&[story("e2", "2019-05-02T00:00:00Z", "ecpat-uk")]);
         let before = Before { records: stored.records.into_iter().collect(), post_withdrawals: HashMap::new() };
         let late = story("e1", "2019-05-01T00:00:00Z", "ecpat-france");
-        let plan = plan(&before, &[(9, &late)]);
+        let plan = plan(&before, &[(9, &late)], crate::framework::built_in());
         assert!(plan.records.is_empty());
         assert_eq!((plan.applied, plan.stale), (0, 1));
         assert_eq!(plan.delta, Delta::default());

@@ -394,33 +394,30 @@ async fn the_binary_migrates_and_runs_from_any_folder() {
     worker.wait_ready(WAIT).await;
     let (status, ke1) = worker.get("/api/v1/indicators/KE1").await;
     assert_eq!(status, 200);
-    let built_in = std::fs::read_to_string(crate_dir().join("config/indicators.toml")).unwrap();
-    let title = ke1["title_en"].as_str().expect("a title from the built-in catalogue");
-    assert!(built_in.contains(&format!("title_en = \"{title}\"")), "{ke1}");
+    let built_in = std::fs::read_to_string(crate_dir().join("frameworks/ecpat-2018-2021.toml")).unwrap();
+    let title = ke1["title_en"].as_str().expect("a title from the shipped framework");
+    assert!(built_in.contains(&format!("en = \"{title}\"")), "{ke1}");
     assert!(worker.terminate(STOP).success());
     std::fs::remove_dir_all(elsewhere).unwrap();
     env.cleanup().await;
 }
 
 #[tokio::test]
-async fn relative_paths_are_relative_to_the_configuration_folder() {
+async fn the_configuration_folder_is_read_and_a_missing_one_is_one_error_line() {
     let env = TestEnv::new("config_dir").await;
     let config = scratch("config_dir");
-    std::fs::create_dir(config.join("catalogues")).unwrap();
-    std::fs::write(config.join("local.toml"), "[catalogue]\npath = \"catalogues/ours.toml\"\n").unwrap();
-    let built_in = std::fs::read_to_string(crate_dir().join("config/indicators.toml")).unwrap();
-    std::fs::write(config.join("catalogues/ours.toml"), built_in.replace("title_en = \"", "title_en = \"Ours: "))
-        .unwrap();
     let elsewhere = scratch("config_dir_cwd");
-
     let http = free_addr();
-    let mut worker =
-        spawn_run(&elsewhere, &["--config-dir", config.to_str().unwrap()], &worker_vars(&env, &http), &http);
-    worker.wait_ready(WAIT).await;
-    let (status, ke1) = worker.get("/api/v1/indicators/KE1").await;
-    assert_eq!(status, 200);
-    assert!(ke1["title_en"].as_str().is_some_and(|t| t.starts_with("Ours: ")), "the folder's catalogue: {ke1}");
-    assert!(worker.terminate(STOP).success());
+    // The folder's own settings are read: here, JSON logs.
+    std::fs::write(config.join("local.toml"), "[log]\nformat = \"json\"\n").unwrap();
+    let mut recompute = binary(&elsewhere, &["--config-dir", config.to_str().unwrap(), "recompute"], &[]);
+    recompute.envs(worker_vars(&env, &http).iter().map(|(k, v)| (k, v)));
+    let (status, stderr) = finish(recompute, WAIT).await;
+    assert!(status.success(), "recompute with the folder's settings: {stderr}");
+    assert!(
+        stderr.lines().any(|l| l.starts_with('{') && l.contains("Recomputed every tally")),
+        "JSON logs from the folder's local.toml: {stderr}"
+    );
 
     let missing = elsewhere.join("missing");
     let (status, stderr) =

@@ -11,9 +11,9 @@ use serde_json::Value;
 
 use super::doc::{BadRequest, NotFound, Unavailable};
 use super::schema::{Amount, Counted, Evidence, EvidenceEvent, EvidenceRecord, Items};
-use super::{ApiError, AppState, CodePath, PeriodQuery, code, period};
+use super::{ApiError, AppState, CodePath, FrameworkQuery, PeriodQuery, framework, indicator_of, period};
 use crate::envelope::Version;
-use crate::indicators::rules::{Contribution, contributions};
+use crate::indicators::rules::Contribution;
 use crate::records::Record;
 use crate::records::fields::{parse_rfc3339, subnanos};
 use crate::store::read;
@@ -23,7 +23,7 @@ use crate::store::read;
 /// The current records that make up the indicator's total for the period, what each
 /// contributes, and every stored event that is a version of it.
 #[utoipa::path(get, path = "/api/v1/indicators/{code}/records", operation_id = "getEvidence", tag = "indicators",
-    params(CodePath, PeriodQuery),
+    params(CodePath, PeriodQuery, FrameworkQuery),
     responses(
         (status = 200, description = "The evidence.", body = Evidence),
         (status = 400, response = BadRequest),
@@ -34,10 +34,14 @@ pub async fn records(
     State(state): State<AppState>,
     Path(path): Path<CodePath>,
     Query(query): Query<PeriodQuery>,
+    Query(which): Query<FrameworkQuery>,
 ) -> Result<Json<Evidence>, ApiError> {
-    let code = code(&path)?;
+    let (frameworks, id) = framework(&state, &which).await?;
+    let loaded = frameworks.get(&id).expect("checked");
+    let definition = indicator_of(loaded, &path)?;
+    let code = definition.code.as_str();
     let period = period(&query)?;
-    let record_type = code.record_type().as_str();
+    let record_type = definition.record.as_str();
     let mut behind = Vec::new();
     for row in read::current_records(&state.pool, record_type).await? {
         let record: Record = serde_json::from_str(&row.record)
@@ -45,15 +49,15 @@ pub async fn records(
         // A sum counts once; a distinct count may count several items (ND2's beneficiaries).
         let mut amount = None;
         let mut items = Vec::new();
-        for contribution in contributions(&record) {
+        for contribution in loaded.framework.contributions(&record) {
             match contribution {
                 Contribution::Sum(k, n)
-                    if k.indicator == code.as_str() && k.period == period.as_str() && k.dimension.is_empty() =>
+                    if k.indicator == code && k.period == period.as_str() && k.dimension.is_empty() =>
                 {
                     amount = Some(n);
                 }
                 Contribution::Distinct(k, item)
-                    if k.indicator == code.as_str() && k.period == period.as_str() && k.dimension.is_empty() =>
+                    if k.indicator == code && k.period == period.as_str() && k.dimension.is_empty() =>
                 {
                     items.push(item);
                 }
@@ -103,10 +107,10 @@ pub async fn records(
                 })
                 .collect();
             let key: Value = serde_json::from_str(&row.record_key).unwrap_or(Value::Null);
-            EvidenceRecord { record_type: code.record_type(), key, counted, record, events }
+            EvidenceRecord { record_type: definition.record, key, counted, record, events }
         })
         .collect();
-    Ok(Json(Evidence { code, period: period.as_str().to_owned(), records }))
+    Ok(Json(Evidence { code: code.to_owned(), period: period.as_str().to_owned(), records }))
 }
 
 /// A stored event's place in the order of versions, from its `time` as sent (the column
@@ -134,26 +138,31 @@ fn csv_text(rows: &[read::ExportRow]) -> Result<Vec<u8>, csv::Error> {
     csv.into_inner().map_err(|e| e.into_error().into())
 }
 
-/// The `indicator_values` rows of a period, as CSV.
+/// The values of a framework (the default one unless asked) for a period, as CSV.
 #[utoipa::path(get, path = "/api/v1/export.csv", operation_id = "exportCsv", tag = "indicators",
-    params(PeriodQuery),
+    params(PeriodQuery, FrameworkQuery),
     responses(
         (status = 200, content_type = "text/csv", body = String,
             description = "RFC 4180 CSV (CRLF line ends, fields with a comma, quote or line break quoted), UTF-8, \
-                with the header line `indicator,period,dimension,key,value,updated_at`; rows in the documented \
-                indicator order (KE1 ... ND3), then by dimension and key; totals have empty dimension and key; only \
+                with the header line `indicator,period,dimension,key,value,updated_at`; rows in the framework's \
+                indicator order (KE1 ... ND3 for the default framework), then by dimension and key; totals have empty dimension and key; only \
                 non-zero values (a missing row means 0); `updated_at` in RFC 3339.",
             headers(("Content-Disposition" = String,
                 description = "`attachment; filename=\"ecpat-indicators-PERIOD.csv\"`"))),
         (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
         (status = 503, response = Unavailable),
     ))]
 pub async fn export(
     State(state): State<AppState>,
     Query(query): Query<PeriodQuery>,
+    Query(which): Query<FrameworkQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let period = period(&query)?;
-    let rows = read::export_rows(&state.pool, period.as_str()).await?;
+    let (frameworks, id) = framework(&state, &which).await?;
+    let codes: Vec<String> =
+        frameworks.get(&id).expect("checked").framework.indicators.iter().map(|i| i.code.clone()).collect();
+    let rows = read::export_rows(&state.pool, &id, &codes, period.as_str()).await?;
     let csv = csv_text(&rows).map_err(|e| ApiError::Unavailable(format!("the export cannot be written: {e}")))?;
     let disposition = format!("attachment; filename=\"ecpat-indicators-{}.csv\"", period.as_str());
     Ok((

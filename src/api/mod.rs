@@ -20,19 +20,22 @@ use serde::Deserialize;
 use sqlx::PgPool;
 use utoipa::IntoParams;
 
+use crate::framework::{self, Frameworks, Loaded};
 use crate::health::Health;
-use crate::indicators::catalogue::Catalogue;
-use crate::indicators::{Code, Period};
+use crate::indicators::Period;
+use crate::store::frameworks;
 use crate::store::read::{self, ValueRow};
 use crate::telemetry::one_line;
 use doc::{BadRequest, NotFound, Unavailable};
-use schema::{Breakdowns, ErrorBody, Indicator, IndicatorForPeriod, IndicatorList, Rejections, Series, SeriesPoint};
+use schema::{
+    Breakdowns, ErrorBody, FrameworkEntry, FrameworkList, Indicator, IndicatorForPeriod, IndicatorList, Rejections,
+    Series, SeriesPoint,
+};
 
 /// What every handler needs.
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
-    pub catalogue: Arc<Catalogue>,
     pub health: Arc<Health>,
     /// Changed totals from every worker process, for the live streams.
     pub tallies: tokio::sync::broadcast::Sender<crate::store::tallies::TotalChange>,
@@ -45,6 +48,7 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/api/v1/frameworks", get(list_frameworks))
         .route("/api/v1/indicators", get(list))
         .route("/api/v1/indicators/{code}", get(one))
         .route("/api/v1/indicators/{code}/series", get(series))
@@ -82,6 +86,15 @@ impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         tracing::warn!(error = one_line(&e), "Database query failed.");
         ApiError::Unavailable("database unavailable".into())
+    }
+}
+
+impl From<frameworks::ReadError> for ApiError {
+    fn from(e: frameworks::ReadError) -> Self {
+        match e {
+            frameworks::ReadError::Database(e) => e.into(),
+            unreadable => ApiError::Unavailable(unreadable.to_string()),
+        }
     }
 }
 
@@ -145,26 +158,51 @@ pub fn period(query: &PeriodQuery) -> Result<Period, ApiError> {
     })
 }
 
+/// `?framework=`, of every endpoint about indicators.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FrameworkQuery {
+    /// A framework's id (default: the default framework, `ecpat-2018-2021`); an unknown
+    /// one is a 404.
+    #[param(required = false)]
+    pub framework: Option<String>,
+}
+
+/// The frameworks as loaded now, and the id of the one asked for.
+pub async fn framework(state: &AppState, query: &FrameworkQuery) -> Result<(Arc<Frameworks>, String), ApiError> {
+    let frameworks = frameworks::read(&state.pool).await?;
+    let id = query.framework.as_deref().unwrap_or(framework::DEFAULT_ID).to_owned();
+    if frameworks.get(&id).is_none() {
+        return Err(ApiError::NotFound(format!("no framework {id:?}")));
+    }
+    Ok((frameworks, id))
+}
+
 /// `{code}`, of every endpoint about one indicator.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct CodePath {
-    /// An indicator code (exact, upper-case); an unknown one is a 404.
-    #[param(value_type = Code)]
+    /// An indicator code of the framework (exact, upper-case); an unknown one is a 404.
+    #[param(value_type = schema::IndicatorCode)]
     pub code: String,
 }
 
-pub fn code(path: &CodePath) -> Result<Code, ApiError> {
+/// The indicator `{code}` of a framework.
+pub fn indicator_of<'a>(loaded: &'a Loaded, path: &CodePath) -> Result<&'a framework::Indicator, ApiError> {
     let text = &path.code;
-    Code::parse(text).ok_or_else(|| ApiError::NotFound(format!("no indicator {text:?}")))
+    loaded.framework.indicator(text).ok_or_else(|| ApiError::NotFound(format!("no indicator {text:?}")))
+}
+
+/// A title in `language`, else in French, else the first.
+fn title(titles: &framework::Title, language: &str) -> String {
+    titles.get(language).or_else(|| titles.get("fr")).or_else(|| titles.values().next()).cloned().unwrap_or_default()
 }
 
 /// One indicator's object, from the rows of its period.
-fn indicator(catalogue: &Catalogue, code: Code, period: &Period, rows: &[ValueRow]) -> Indicator {
-    let entry = catalogue.get(code);
+fn indicator(definition: &framework::Indicator, period: &Period, rows: &[ValueRow]) -> Indicator {
     let mut value = 0;
     let mut breakdowns: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
-    for row in rows.iter().filter(|r| r.indicator == code.as_str()) {
+    for row in rows.iter().filter(|r| r.indicator == definition.code) {
         if row.dimension.is_empty() {
             value = row.value;
         } else {
@@ -172,38 +210,66 @@ fn indicator(catalogue: &Catalogue, code: Code, period: &Period, rows: &[ValueRo
         }
     }
     Indicator {
-        code,
-        objective: entry.objective.clone(),
-        title: entry.title_fr.clone(),
-        title_en: entry.title_en.clone(),
+        code: definition.code.clone(),
+        objective: definition.objective.clone(),
+        title: title(&definition.title, "fr"),
+        title_en: title(&definition.title, "en"),
         value,
-        target: entry.targets.get(period.as_str()).copied(),
+        baseline: definition.baseline,
+        target: definition.targets.get(period.as_str()).copied(),
         breakdowns: Breakdowns(breakdowns),
     }
 }
 
-/// All 13 indicators for a period.
-#[utoipa::path(get, path = "/api/v1/indicators", operation_id = "listIndicators", tag = "indicators",
-    params(PeriodQuery),
+/// The frameworks loaded.
+#[utoipa::path(get, path = "/api/v1/frameworks", operation_id = "listFrameworks", tag = "indicators",
     responses(
-        (status = 200, description = "All 13, in the documented order; a year with no data gives zeros.",
+        (status = 200, description = "Every framework loaded, by id, at its current version.", body = FrameworkList),
+        (status = 503, response = Unavailable),
+    ))]
+async fn list_frameworks(State(state): State<AppState>) -> Result<Json<FrameworkList>, ApiError> {
+    let frameworks = frameworks::read(&state.pool).await?;
+    let frameworks = frameworks
+        .loaded
+        .iter()
+        .map(|loaded| FrameworkEntry {
+            id: loaded.framework.id.clone(),
+            title: loaded.framework.title.clone(),
+            years: [loaded.framework.years.0, loaded.framework.years.1],
+            default: loaded.framework.id == framework::DEFAULT_ID,
+            version: loaded.version,
+            loaded_at: loaded.loaded_at,
+        })
+        .collect();
+    Ok(Json(FrameworkList { frameworks }))
+}
+
+/// Every indicator of a framework for a period.
+#[utoipa::path(get, path = "/api/v1/indicators", operation_id = "listIndicators", tag = "indicators",
+    params(PeriodQuery, FrameworkQuery),
+    responses(
+        (status = 200, description = "Every indicator of the framework, in its order; a year with no data gives zeros.",
             body = IndicatorList),
         (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
         (status = 503, response = Unavailable),
     ))]
 async fn list(
     State(state): State<AppState>,
     Query(query): Query<PeriodQuery>,
+    Query(which): Query<FrameworkQuery>,
 ) -> Result<Json<IndicatorList>, ApiError> {
     let period = period(&query)?;
-    let rows = read::values_for_period(&state.pool, period.as_str()).await?;
-    let indicators = Code::ALL.iter().map(|&code| indicator(&state.catalogue, code, &period, &rows)).collect();
+    let (frameworks, id) = framework(&state, &which).await?;
+    let loaded = frameworks.get(&id).expect("checked");
+    let rows = read::values_for_period(&state.pool, &id, period.as_str()).await?;
+    let indicators = loaded.framework.indicators.iter().map(|i| indicator(i, &period, &rows)).collect();
     Ok(Json(IndicatorList { period: period.as_str().to_owned(), indicators }))
 }
 
 /// One indicator for a period.
 #[utoipa::path(get, path = "/api/v1/indicators/{code}", operation_id = "getIndicator", tag = "indicators",
-    params(CodePath, PeriodQuery),
+    params(CodePath, PeriodQuery, FrameworkQuery),
     responses(
         (status = 200, description = "The indicator.", body = IndicatorForPeriod),
         (status = 400, response = BadRequest),
@@ -214,27 +280,34 @@ async fn one(
     State(state): State<AppState>,
     Path(path): Path<CodePath>,
     Query(query): Query<PeriodQuery>,
+    Query(which): Query<FrameworkQuery>,
 ) -> Result<Json<IndicatorForPeriod>, ApiError> {
-    let code = code(&path)?;
+    let (frameworks, id) = framework(&state, &which).await?;
+    let definition = indicator_of(frameworks.get(&id).expect("checked"), &path)?;
     let period = period(&query)?;
-    let rows = read::values_for_period(&state.pool, period.as_str()).await?;
-    let indicator = indicator(&state.catalogue, code, &period, &rows);
+    let rows = read::values_for_period(&state.pool, &id, period.as_str()).await?;
+    let indicator = indicator(definition, &period, &rows);
     Ok(Json(IndicatorForPeriod { indicator, period: period.as_str().to_owned() }))
 }
 
 /// An indicator's total for every year with data.
 #[utoipa::path(get, path = "/api/v1/indicators/{code}/series", operation_id = "getSeries", tag = "indicators",
-    params(CodePath),
+    params(CodePath, FrameworkQuery),
     responses(
         (status = 200, description = "Years with a non-zero total, oldest first.", body = Series),
         (status = 404, response = NotFound),
         (status = 503, response = Unavailable),
     ))]
-async fn series(State(state): State<AppState>, Path(path): Path<CodePath>) -> Result<Json<Series>, ApiError> {
-    let code = code(&path)?;
-    let points = read::yearly_totals(&state.pool, code.as_str()).await?;
+async fn series(
+    State(state): State<AppState>,
+    Path(path): Path<CodePath>,
+    Query(which): Query<FrameworkQuery>,
+) -> Result<Json<Series>, ApiError> {
+    let (frameworks, id) = framework(&state, &which).await?;
+    let definition = indicator_of(frameworks.get(&id).expect("checked"), &path)?;
+    let points = read::yearly_totals(&state.pool, &id, &definition.code).await?;
     let points = points.into_iter().map(|(period, value)| SeriesPoint { period, value }).collect();
-    Ok(Json(Series { code, points }))
+    Ok(Json(Series { code: definition.code.clone(), points }))
 }
 
 /// `?limit=` of the rejections.

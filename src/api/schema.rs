@@ -10,7 +10,6 @@ use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder, ObjectBuilder,
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::indicators::Code;
 use crate::records::schema::with_property;
 use crate::records::{EventType, Record, RecordType};
 
@@ -74,19 +73,23 @@ fn word(value: &str) -> RefOr<Schema> {
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Indicator {
-    pub code: Code,
+    #[schema(value_type = IndicatorCode)]
+    pub code: String,
     #[schema(value_type = Objective)]
     pub objective: String,
-    /// The strategy's own (French) words.
+    /// The framework's French title (or its first one).
     #[schema(min_length = 1)]
     pub title: String,
-    /// An English translation.
+    /// The framework's English title (or its first one).
     #[schema(min_length = 1)]
     pub title_en: String,
     /// The total for the period (0 when nothing counts).
     #[schema(minimum = 0)]
     pub value: i64,
-    /// The target set for this period in `config/indicators.toml`, or null.
+    /// The framework's baseline for the indicator, or null.
+    #[schema(required = true)]
+    pub baseline: Option<i64>,
+    /// The framework's target for this period, or null.
     #[schema(required = true)]
     pub target: Option<i64>,
     pub breakdowns: Breakdowns,
@@ -117,15 +120,41 @@ impl ToSchema for IndicatorForPeriod {
     }
 }
 
-/// All 13 indicators for one period.
+/// Every indicator of a framework for one period.
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IndicatorList {
     #[schema(value_type = Period)]
     pub period: String,
-    /// All 13 indicators, in the documented order (KE1 ... ND3).
-    #[schema(min_items = 13, max_items = 13)]
+    /// Every indicator of the framework, in the framework's order (KE1 ... ND3 for the
+    /// default framework).
     pub indicators: Vec<Indicator>,
+}
+
+/// The frameworks loaded.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FrameworkList {
+    pub frameworks: Vec<FrameworkEntry>,
+}
+
+/// A framework loaded, at its current version.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FrameworkEntry {
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{1,63}$")]
+    pub id: String,
+    /// Titles by language (`fr`, `en`, ...).
+    pub title: BTreeMap<String, String>,
+    /// The first and the last year of the framework's span.
+    #[schema(min_items = 2, max_items = 2)]
+    pub years: [i32; 2],
+    /// Whether this is the default framework (the one shown when none is asked for).
+    pub default: bool,
+    /// The version loaded (1 for the first load).
+    #[schema(minimum = 0)]
+    pub version: i32,
+    pub loaded_at: DateTime<Utc>,
 }
 
 /// Breakdown values by dimension, then key. Only non-zero values are listed: a missing key
@@ -156,7 +185,8 @@ impl ToSchema for Breakdowns {}
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Series {
-    pub code: Code,
+    #[schema(value_type = IndicatorCode)]
+    pub code: String,
     /// The total of every year with data (non-zero), oldest first; a missing year means 0.
     pub points: Vec<SeriesPoint>,
 }
@@ -175,7 +205,9 @@ pub struct SeriesPoint {
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tally<'a> {
-    #[schema(value_type = Code)]
+    /// The framework of the indicator.
+    pub framework: &'a str,
+    #[schema(value_type = IndicatorCode)]
     pub code: &'a str,
     #[schema(value_type = Period)]
     pub period: &'a str,
@@ -187,7 +219,8 @@ pub struct Tally<'a> {
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Evidence {
-    pub code: Code,
+    #[schema(value_type = IndicatorCode)]
+    pub code: String,
     #[schema(value_type = Period)]
     pub period: String,
     /// The current records that make up the total of the period.
@@ -323,24 +356,29 @@ text_schema!(
 );
 
 text_schema!(
-    /// The strategic objectives, from the indicators' codes.
-    Objective => {
-        let mut objectives: Vec<&str> = Code::ALL.iter().map(|code| code.objective()).collect();
-        objectives.dedup();
-        ObjectBuilder::new().schema_type(Type::String).enum_values(Some(objectives)).build()
-    }
+    /// An indicator's code in its framework.
+    IndicatorCode => ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some("^[A-Z][A-Z0-9_]{0,15}$"))
+        .description(Some("An indicator's code in its framework, e.g. `KE1`."))
+        .build()
 );
 
-/// The breakdowns' names (docs/indicators.md), as the indicator rules write them.
-pub const DIMENSIONS: &[&str] =
-    &["scope", "country", "metric", "platform", "mechanism", "activity", "channel", "organisation_kind", "level"];
+text_schema!(
+    /// A strategic objective's code in its framework.
+    Objective => ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some("^[a-z][a-z0-9_]{0,63}$"))
+        .description(Some("A strategic objective's code in its framework, e.g. `knowledge_evidence`."))
+        .build()
+);
 
 text_schema!(
     /// A breakdown's name.
     Dimension => ObjectBuilder::new()
         .schema_type(Type::String)
-        .enum_values(Some(DIMENSIONS.iter().copied()))
-        .description(Some("A breakdown's name (docs/indicators.md)."))
+        .pattern(Some("^[a-z][a-z0-9_]{0,63}$"))
+        .description(Some("A breakdown's name, as the framework names it (docs/frameworks.md)."))
         .build()
 );
 

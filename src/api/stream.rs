@@ -99,7 +99,7 @@ struct Client {
 }
 
 fn event(change: &TotalChange, id: u64) -> Event {
-    let tally = Tally { code: &change.code, period: &change.period, value: change.value };
+    let tally = Tally { framework: &change.framework, code: &change.code, period: &change.period, value: change.value };
     Event::default().event("tally").id(id.to_string()).json_data(tally).expect("a total serializes")
 }
 

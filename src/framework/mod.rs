@@ -9,24 +9,86 @@ pub mod when;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, Mutex};
 
-use chrono::Datelike;
+use chrono::{DateTime, Datelike, Utc};
 
 use crate::indicators::rules::{ContributionRef, KeyRef, PeriodRef};
 use crate::records::{Record, RecordType};
 use fields::{Field, Value};
 use when::When;
 
-/// The framework shipped with the product, the ECPAT network's 2018-2021 strategy.
+/// The framework shipped with the product, the ECPAT network's 2018-2021 strategy: the
+/// default framework, which `indicator_values` and the API show unless told otherwise.
 pub const DEFAULT_TEXT: &str = include_str!("../../frameworks/ecpat-2018-2021.toml");
+/// The default framework's id.
+pub const DEFAULT_ID: &str = "ecpat-2018-2021";
 
-static DEFAULT: LazyLock<Framework> =
-    LazyLock::new(|| document::parse(DEFAULT_TEXT).expect("the shipped framework is valid"));
-
-/// The default framework, compiled.
+/// The default framework as shipped, compiled.
 pub fn default() -> &'static Framework {
-    &DEFAULT
+    &BUILT_IN.loaded[0].framework
+}
+
+static BUILT_IN: LazyLock<Frameworks> = LazyLock::new(|| Frameworks {
+    generation: 0,
+    loaded: vec![Loaded {
+        framework: document::parse(DEFAULT_TEXT).expect("the shipped framework is valid"),
+        version: 0,
+        loaded_at: DateTime::UNIX_EPOCH,
+        sha256: String::new(),
+    }],
+});
+
+/// The shipped default framework alone, as if it were the only one loaded (for counting
+/// without a database).
+pub fn built_in() -> &'static Frameworks {
+    &BUILT_IN
+}
+
+/// A framework as stored: its current version.
+#[derive(Debug)]
+pub struct Loaded {
+    pub framework: Framework,
+    pub version: i32,
+    pub loaded_at: DateTime<Utc>,
+    pub sha256: String,
+}
+
+/// Every framework loaded in the database, as of `generation`: what a batch counts by.
+#[derive(Debug)]
+pub struct Frameworks {
+    pub generation: i64,
+    /// By id.
+    pub loaded: Vec<Loaded>,
+}
+
+impl Frameworks {
+    /// The framework `id`.
+    pub fn get(&self, id: &str) -> Option<&Loaded> {
+        self.loaded.iter().find(|l| l.framework.id == id)
+    }
+
+    /// Appends what a current record contributes to every framework to `out`, each
+    /// contribution once or more (sort and deduplicate to count each once).
+    pub(crate) fn contributions_into<'a>(&'a self, record: &'a Record, out: &mut Vec<ContributionRef<'a>>) {
+        for loaded in &self.loaded {
+            loaded.framework.contributions_into(record, out);
+        }
+    }
+}
+
+/// The frameworks last read from the database, by any batch or request of this process.
+static CACHE: Mutex<Option<Arc<Frameworks>>> = Mutex::new(None);
+
+/// The frameworks of `generation`, if they are the ones last read.
+pub fn cached(generation: i64) -> Option<Arc<Frameworks>> {
+    let cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    cache.as_ref().filter(|f| f.generation == generation).cloned()
+}
+
+/// Keeps `frameworks` as the ones last read.
+pub fn remember(frameworks: Arc<Frameworks>) {
+    *CACHE.lock().unwrap_or_else(|e| e.into_inner()) = Some(frameworks);
 }
 
 /// Titles by language (`fr`, `en`, ...).
@@ -98,6 +160,13 @@ impl Framework {
         Framework { id, title, years, objectives, indicators, by_type }
     }
 
+    /// Everything a current record contributes to this framework's indicators.
+    pub fn contributions(&self, record: &Record) -> std::collections::BTreeSet<crate::indicators::rules::Contribution> {
+        let mut out = Vec::new();
+        self.contributions_into(record, &mut out);
+        out.into_iter().map(ContributionRef::owned).collect()
+    }
+
     /// The indicator with `code`.
     pub fn indicator(&self, code: &str) -> Option<&Indicator> {
         self.indicators.iter().find(|i| i.code == code)
@@ -114,7 +183,7 @@ impl Framework {
 }
 
 impl Indicator {
-    fn contributions_into<'a>(&'a self, framework: &str, record: &'a Record, out: &mut Vec<ContributionRef<'a>>) {
+    fn contributions_into<'a>(&'a self, framework: &'a str, record: &'a Record, out: &mut Vec<ContributionRef<'a>>) {
         if let Some(when) = &self.when {
             match when.holds(record) {
                 Ok(true) => {}
@@ -142,6 +211,7 @@ impl Indicator {
         }
         let tallies = std::iter::once(("", Cow::Borrowed(""))).chain(breakdowns).flat_map(|(dimension, key)| {
             [PeriodRef::Year(year), PeriodRef::All].map(|period| KeyRef {
+                framework,
                 indicator: &self.code,
                 period,
                 dimension,

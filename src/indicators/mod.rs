@@ -1,13 +1,16 @@
-//! The 13 indicators: their codes, their catalogue (titles, targets) and their rules.
+//! Indicator tallies: what records contribute to them ([`rules`]), how they move
+//! ([`tally`]), and their periods. The indicators themselves are a framework's
+//! (`crate::framework`).
 
-pub mod catalogue;
 pub mod rules;
 pub mod tally;
 
+#[cfg(test)]
 use crate::records::str_enum;
 
+#[cfg(test)]
 str_enum!(
-    /// Indicator codes, in the order of docs/indicators.md.
+    /// The default framework's indicator codes, in its order (for tests).
     Code {
         KE1 = "KE1",
         KE2 = "KE2",
@@ -25,6 +28,7 @@ str_enum!(
     }
 );
 
+#[cfg(test)]
 impl Code {
     /// The kind of record the indicator counts.
     pub fn record_type(self) -> crate::records::RecordType {

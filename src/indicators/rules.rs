@@ -15,6 +15,7 @@ use crate::records::Record;
 /// One value of one indicator: a total (`dimension` and `key` empty) or a breakdown value.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TallyKey {
+    pub framework: String,
     pub indicator: String,
     pub period: String,
     pub dimension: String,
@@ -43,6 +44,7 @@ pub(crate) enum PeriodRef {
 /// A [`TallyKey`] borrowing its breakdown key from the record that contributes to it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct KeyRef<'a> {
+    pub framework: &'a str,
     pub indicator: &'a str,
     pub period: PeriodRef,
     pub dimension: &'a str,
@@ -57,6 +59,8 @@ impl Hash for KeyRef<'_> {
             PeriodRef::All => 1 << 32,
         };
         state.write_u64(period);
+        state.write(self.framework.as_bytes());
+        state.write_u8(0xff);
         state.write(self.indicator.as_bytes());
         state.write_u8(0xff);
         state.write(self.dimension.as_bytes());
@@ -73,6 +77,7 @@ impl KeyRef<'_> {
             PeriodRef::All => ALL.to_owned(),
         };
         TallyKey {
+            framework: self.framework.to_owned(),
             indicator: self.indicator.to_owned(),
             period,
             dimension: self.dimension.to_owned(),
@@ -89,7 +94,7 @@ pub(crate) enum ContributionRef<'a> {
 }
 
 impl ContributionRef<'_> {
-    fn owned(self) -> Contribution {
+    pub(crate) fn owned(self) -> Contribution {
         match self {
             ContributionRef::Sum(key, amount) => Contribution::Sum(key.owned(), amount),
             ContributionRef::Distinct(key, item) => Contribution::Distinct(key.owned(), item.into_owned()),
@@ -104,9 +109,9 @@ pub fn contributions(record: &Record) -> BTreeSet<Contribution> {
     out.into_iter().map(ContributionRef::owned).collect()
 }
 
-/// Appends what a current record contributes to the default framework to `out`, each
-/// contribution once or more (sort and deduplicate to count each once, as
+/// Appends what a current record contributes to the shipped default framework to `out`,
+/// each contribution once or more (sort and deduplicate to count each once, as
 /// [`contributions`] does).
 pub(crate) fn contributions_into<'a>(record: &'a Record, out: &mut Vec<ContributionRef<'a>>) {
-    crate::framework::default().contributions_into(record, out);
+    crate::framework::built_in().contributions_into(record, out);
 }

@@ -3,7 +3,8 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
-use super::rules::{Contribution, ContributionRef, KeyRef, TallyKey, contributions, contributions_into};
+use super::rules::{Contribution, ContributionRef, KeyRef, TallyKey, contributions};
+use crate::framework::Frameworks;
 use crate::records::Record;
 
 /// How the tallies move when records change: sums to add, and distinct items whose
@@ -38,6 +39,16 @@ impl Delta {
         }
     }
 
+    /// Adds `other` to this delta.
+    pub fn merge(&mut self, other: Delta) {
+        for (key, amount) in other.sums {
+            *self.sums.entry(key).or_default() += amount;
+        }
+        for (item, refs) in other.items {
+            *self.items.entry(item).or_default() += refs;
+        }
+    }
+
     /// Drops entries that cancelled out.
     pub fn prune(&mut self) {
         self.sums.retain(|_, v| *v != 0);
@@ -45,10 +56,11 @@ impl Delta {
     }
 }
 
-/// A [`Delta`] being added up, its keys borrowed from the records that contribute: their
-/// text is copied once per tally that moves, when it becomes a [`Delta`].
-#[derive(Default)]
+/// A [`Delta`] being added up by `frameworks`, its keys borrowed from the records that
+/// contribute and from the frameworks: their text is copied once per tally that moves,
+/// when it becomes a [`Delta`].
 pub(crate) struct Tally<'a> {
+    frameworks: &'a Frameworks,
     sums: HashMap<KeyRef<'a>, i64>,
     items: HashMap<(KeyRef<'a>, Cow<'a, str>), i64>,
     /// The contributions of the version replaced and of the new one, reused from record to
@@ -58,6 +70,20 @@ pub(crate) struct Tally<'a> {
 }
 
 impl<'a> Tally<'a> {
+    pub fn new(frameworks: &'a Frameworks) -> Tally<'a> {
+        Tally { frameworks, sums: HashMap::new(), items: HashMap::new(), removed: Vec::new(), added: Vec::new() }
+    }
+
+    /// Adds (`sign` 1) or removes (`sign` -1) a record's contributions.
+    pub fn add(&mut self, record: &'a Record, sign: i64) {
+        let mut contributions = std::mem::take(&mut self.added);
+        each_once(self.frameworks, Some(record), &mut contributions);
+        for contribution in contributions.drain(..) {
+            self.count(contribution, sign);
+        }
+        self.added = contributions;
+    }
+
     /// As [`Delta::replace`]. Contributions that both versions make cancel out: only the
     /// others are counted.
     pub fn replace(&mut self, old: Option<&'a Record>, new: Option<&'a Record>) {
@@ -65,8 +91,8 @@ impl<'a> Tally<'a> {
             return;
         }
         let (mut removed, mut added) = (std::mem::take(&mut self.removed), std::mem::take(&mut self.added));
-        each_once(old, &mut removed);
-        each_once(new, &mut added);
+        each_once(self.frameworks, old, &mut removed);
+        each_once(self.frameworks, new, &mut added);
         let (mut r, mut a) = (0, 0);
         loop {
             match (removed.get(r), added.get(a)) {
@@ -102,11 +128,11 @@ impl<'a> Tally<'a> {
     }
 }
 
-/// A record's contributions (none for no record), each once, in order.
-fn each_once<'a>(record: Option<&'a Record>, out: &mut Vec<ContributionRef<'a>>) {
+/// A record's contributions to `frameworks` (none for no record), each once, in order.
+fn each_once<'a>(frameworks: &'a Frameworks, record: Option<&'a Record>, out: &mut Vec<ContributionRef<'a>>) {
     out.clear();
     if let Some(record) = record {
-        contributions_into(record, out);
+        frameworks.contributions_into(record, out);
         out.sort_unstable();
         out.dedup();
     }

@@ -5,7 +5,6 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::catalogue::Catalogue;
 use super::rules::{ALL, Contribution, TallyKey, contributions};
 use super::tally::Delta;
 use super::*;
@@ -653,7 +652,13 @@ fn a_lower_newer_total_lowers_the_sum() {
 
     delta.replace(Some(&old), Some(&new));
 
-    let total = TallyKey { indicator: "KE3".into(), period: ALL.into(), dimension: String::new(), key: String::new() };
+    let total = TallyKey {
+        framework: crate::framework::DEFAULT_ID.into(),
+        indicator: "KE3".into(),
+        period: ALL.into(),
+        dimension: String::new(),
+        key: String::new(),
+    };
     assert_eq!(delta.sums.get(&total), Some(&-15));
 }
 
@@ -689,7 +694,13 @@ fn creating_and_withdrawing_a_record_add_and_remove_its_contributions() {
     created.replace(None, Some(&record));
     withdrawn.replace(Some(&record), None);
 
-    let total = TallyKey { indicator: "KE1".into(), period: ALL.into(), dimension: String::new(), key: String::new() };
+    let total = TallyKey {
+        framework: crate::framework::DEFAULT_ID.into(),
+        indicator: "KE1".into(),
+        period: ALL.into(),
+        dimension: String::new(),
+        key: String::new(),
+    };
     assert_eq!(created.sums.get(&total), Some(&1));
     assert_eq!(withdrawn.sums.get(&total), Some(&-1));
     assert_eq!(created.sums.len(), withdrawn.sums.len());
@@ -706,96 +717,4 @@ fn a_change_that_leaves_the_tallies_alone_prunes_to_nothing() {
     delta.prune();
 
     assert_eq!(delta, Delta::default());
-}
-
-// ---- The catalogue. ----
-
-/// A catalogue with every code once, each entry's objective given by `objective`.
-fn catalogue(codes: &[Code], objective: impl Fn(Code) -> &'static str) -> String {
-    codes
-        .iter()
-        .map(|&code| {
-            format!(
-                "[[indicator]]\ncode = \"{}\"\nobjective = \"{}\"\ntitle_fr = \"Titre {0}\"\ntitle_en = \"Title {0}\"\n\n",
-                code.as_str(),
-                objective(code)
-            )
-        })
-        .collect()
-}
-
-#[test]
-fn a_catalogue_with_every_code_once_is_read_in_the_documented_order() {
-    let mut reversed = Code::ALL.to_vec();
-    reversed.reverse();
-    let text = catalogue(&reversed, Code::objective);
-
-    let catalogue = Catalogue::parse(&text).expect("a valid catalogue");
-
-    let codes: Vec<Code> = catalogue.entries().iter().map(|e| e.code).collect();
-    assert_eq!(codes, Code::ALL);
-    assert_eq!(catalogue.get(Code::ND2).title_en, "Title ND2");
-    assert!(catalogue.get(Code::KE1).targets.is_empty());
-}
-
-#[test]
-fn a_catalogue_reads_targets_per_period() {
-    let text = catalogue(Code::ALL, Code::objective).replacen(
-        "title_en = \"Title KE1\"",
-        "title_en = \"Title KE1\"\ntargets = { \"2021\" = 10, \"all\" = 30 }",
-        1,
-    );
-
-    let catalogue = Catalogue::parse(&text).expect("a valid catalogue");
-
-    let targets = &catalogue.get(Code::KE1).targets;
-    assert_eq!(targets.get("2021"), Some(&10));
-    assert_eq!(targets.get("all"), Some(&30));
-}
-
-#[test]
-fn a_catalogue_missing_a_code_is_rejected() {
-    let codes: Vec<Code> = Code::ALL.iter().copied().filter(|&c| c != Code::CV2).collect();
-    let text = catalogue(&codes, Code::objective);
-
-    let error = Catalogue::parse(&text).expect_err("CV2 is missing").to_string();
-
-    assert!(error.contains("CV2"), "{error}");
-}
-
-#[test]
-fn a_catalogue_with_a_code_twice_is_rejected() {
-    let mut codes = Code::ALL.to_vec();
-    codes.push(Code::AP4);
-    let text = catalogue(&codes, Code::objective);
-
-    let error = Catalogue::parse(&text).expect_err("AP4 is there twice").to_string();
-
-    assert!(error.contains("AP4"), "{error}");
-}
-
-#[test]
-fn a_catalogue_with_a_wrong_objective_is_rejected() {
-    let text = catalogue(Code::ALL, |code| if code == Code::ND3 { "children_voices" } else { code.objective() });
-
-    let error = Catalogue::parse(&text).expect_err("ND3 is in the wrong objective").to_string();
-
-    assert!(error.contains("ND3"), "{error}");
-}
-
-#[test]
-fn a_catalogue_with_an_unknown_code_is_rejected() {
-    let text = catalogue(Code::ALL, Code::objective)
-        + "[[indicator]]\ncode = \"KE4\"\nobjective = \"knowledge_evidence\"\ntitle_fr = \"x\"\ntitle_en = \"x\"\n";
-
-    assert!(Catalogue::parse(&text).is_err());
-}
-
-#[test]
-fn the_shipped_catalogue_is_valid() {
-    let text = include_str!("../../config/indicators.toml");
-
-    let catalogue = Catalogue::parse(text).expect("config/indicators.toml is valid");
-
-    assert_eq!(catalogue.entries().len(), 13);
 }

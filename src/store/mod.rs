@@ -36,6 +36,7 @@
 //! with PostgreSQL and RabbitMQ it drains about as fast as one (docs/performance.md).
 
 pub mod events;
+pub mod frameworks;
 pub mod read;
 pub mod recompute;
 pub mod records;
@@ -116,11 +117,21 @@ pub fn connect_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
     Ok(if loopback && !url.contains("sslmode") { options.ssl_mode(PgSslMode::Disable) } else { options })
 }
 
-/// Applies the pending migrations, then rebuilds the tallies if one of them changed stored
-/// records (see [`recompute::if_pending`]).
-pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+/// Applies the pending migrations, loads the shipped default framework if no framework is
+/// loaded, then rebuilds the tallies if a migration changed stored records (see
+/// [`recompute::if_pending`]).
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     sqlx::migrate!("./migrations").run(pool).await?;
-    recompute::if_pending(pool).await.map_err(sqlx::migrate::MigrateError::Execute)?;
+    if let Some(loaded) = recompute::load_default_if_none(pool).await? {
+        tracing::info!(framework = loaded.id, records = loaded.records, "Loaded the default framework.");
+    }
+    recompute::if_pending(pool).await?;
+    Ok(())
+}
+
+/// Takes the apply lock for the rest of the transaction.
+pub async fn lock(tx: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query!("select pg_advisory_xact_lock($1) as locked", APPLY_LOCK).fetch_one(&mut *tx).await?;
     Ok(())
 }
 

@@ -14,14 +14,15 @@ pub struct ValueRow {
     pub value: i64,
 }
 
-/// The non-zero values of every indicator for one period.
-pub async fn values_for_period(pool: &PgPool, period: &str) -> Result<Vec<ValueRow>, sqlx::Error> {
+/// The non-zero values of every indicator of a framework for one period.
+pub async fn values_for_period(pool: &PgPool, framework: &str, period: &str) -> Result<Vec<ValueRow>, sqlx::Error> {
     sqlx::query_as!(
         ValueRow,
         r#"select indicator as "indicator!", period as "period!", dimension as "dimension!", key as "key!",
             value as "value!"
-        from indicator_values where period = $1
+        from framework_values where framework = $1 and period = $2
         order by indicator, dimension, key"#,
+        framework,
         period
     )
     .fetch_all(pool)
@@ -161,11 +162,12 @@ pub async fn ping(pool: &PgPool) -> bool {
 }
 
 /// An indicator's total for every year with data, oldest first.
-pub async fn yearly_totals(pool: &PgPool, indicator: &str) -> Result<Vec<(String, i64)>, sqlx::Error> {
+pub async fn yearly_totals(pool: &PgPool, framework: &str, indicator: &str) -> Result<Vec<(String, i64)>, sqlx::Error> {
     let rows = sqlx::query!(
-        r#"select period as "period!", value as "value!" from indicator_values
-        where indicator = $1 and dimension = '' and period <> 'all'
+        r#"select period as "period!", value as "value!" from framework_values
+        where framework = $1 and indicator = $2 and dimension = '' and length(period) = 4
         order by period"#,
+        framework,
         indicator
     )
     .fetch_all(pool)
@@ -173,11 +175,12 @@ pub async fn yearly_totals(pool: &PgPool, indicator: &str) -> Result<Vec<(String
     Ok(rows.into_iter().map(|r| (r.period, r.value)).collect())
 }
 
-/// Every stored total (zeros included), by indicator and period.
+/// Every stored total (zeros included), by framework, indicator and period.
 pub async fn current_totals(pool: &PgPool) -> Result<Vec<crate::store::tallies::TotalChange>, sqlx::Error> {
     sqlx::query_as!(
         crate::store::tallies::TotalChange,
-        r#"select indicator as code, period, value from tallies where dimension = '' order by indicator, period"#
+        r#"select framework, indicator as code, period, value from tallies where dimension = ''
+        order by framework, indicator, period"#
     )
     .fetch_all(pool)
     .await
@@ -255,15 +258,22 @@ pub struct ExportRow {
     pub updated_at: DateTime<Utc>,
 }
 
-/// The `indicator_values` rows of one period, in the order of docs/indicators.md.
-pub async fn export_rows(pool: &PgPool, period: &str) -> Result<Vec<ExportRow>, sqlx::Error> {
+/// The `framework_values` rows of a framework for one period, in the order of `codes`
+/// (the framework's indicators).
+pub async fn export_rows(
+    pool: &PgPool,
+    framework: &str,
+    codes: &[String],
+    period: &str,
+) -> Result<Vec<ExportRow>, sqlx::Error> {
     sqlx::query_as!(
         ExportRow,
         r#"select indicator as "indicator!", period as "period!", dimension as "dimension!", key as "key!",
             value as "value!", updated_at as "updated_at!"
-        from indicator_values where period = $1
-        order by array_position(array['KE1','KE2','KE3','AP1','AP2','AP3','AP4','CV1','CV2','CV3','ND1','ND2','ND3'],
-            indicator::text), dimension, key"#,
+        from framework_values where framework = $1 and period = $3
+        order by array_position($2::text[], indicator::text), dimension, key"#,
+        framework,
+        codes,
         period
     )
     .fetch_all(pool)

@@ -1,38 +1,45 @@
-//! Rebuilding every tally from the current records, under the same lock as batches: on
-//! demand (`recompute`), or once after a migration that changed stored records asked for
-//! it in `pending_recompute`.
+//! Rebuilding tallies from the current records, under the same lock as batches: every
+//! framework's on demand (`recompute`) or once after a migration that changed stored
+//! records asked for it in `pending_recompute`; one framework's when it is loaded.
 
-use sqlx::PgPool;
+use std::collections::{BTreeMap, BTreeSet};
 
-use super::APPLY_LOCK;
-use std::collections::BTreeMap;
+use anyhow::Context;
+use sqlx::{PgConnection, PgPool};
 
-use sqlx::PgConnection;
-
+use super::frameworks;
 use super::tallies::{self, TotalChange, notify};
-use crate::indicators::tally::Delta;
+use crate::framework::{Framework, Frameworks, Loaded, document};
+use crate::indicators::tally::{Delta, Tally};
 use crate::records::Record;
 
-/// Replaces every tally with the values computed from the stored current records.
-/// Returns the number of records counted.
-pub async fn recompute(pool: &PgPool) -> Result<usize, sqlx::Error> {
+/// Records decoded and counted at a time: the rebuild holds one such slice of records, and
+/// the tallies, in memory.
+const SLICE: usize = 10_000;
+
+/// Replaces every framework's tallies with the values computed from the stored current
+/// records. Returns the number of records counted.
+pub async fn recompute(pool: &PgPool) -> anyhow::Result<usize> {
     let mut tx = pool.begin().await?;
-    sqlx::query!("select pg_advisory_xact_lock($1)", APPLY_LOCK).execute(&mut *tx).await?;
-    let counted = rebuild(&mut tx).await?;
+    super::lock(&mut tx).await?;
+    let frameworks = frameworks::current(&mut tx).await?;
+    let counted = rebuild(&mut tx, &frameworks).await?;
+    // Whatever a migration asked for is done.
+    sqlx::query!("delete from pending_recompute").execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(counted)
 }
 
 /// Rebuilds every tally if a migration asked for it; returns the number of records counted
 /// if it did. Run by `migrate`, before any batch of the new version is applied.
-pub async fn if_pending(pool: &PgPool) -> Result<Option<usize>, sqlx::Error> {
+pub async fn if_pending(pool: &PgPool) -> anyhow::Result<Option<usize>> {
     // Looked up first without the lock: nearly always there is nothing to do, and every
     // command starts with a migrate.
     if !sqlx::query_scalar!(r#"select exists (select from pending_recompute) as "pending!""#).fetch_one(pool).await? {
         return Ok(None);
     }
     let mut tx = pool.begin().await?;
-    sqlx::query!("select pg_advisory_xact_lock($1)", APPLY_LOCK).execute(&mut *tx).await?;
+    super::lock(&mut tx).await?;
     let reasons =
         sqlx::query_scalar!("select reason from pending_recompute order by reason").fetch_all(&mut *tx).await?;
     if reasons.is_empty() {
@@ -40,52 +47,110 @@ pub async fn if_pending(pool: &PgPool) -> Result<Option<usize>, sqlx::Error> {
         return Ok(None);
     }
     tracing::info!(reasons = reasons.join("; "), "Rebuilding every tally from the current records after a migration.");
-    let counted = rebuild(&mut tx).await?;
+    let frameworks = frameworks::current(&mut tx).await?;
+    let counted = rebuild(&mut tx, &frameworks).await?;
+    sqlx::query!("delete from pending_recompute").execute(&mut *tx).await?;
     tx.commit().await?;
     tracing::info!(records = counted, "Tallies rebuilt.");
     Ok(Some(counted))
 }
 
-/// Under the apply lock: replaces every tally with the values computed from the current
-/// records, and tells dashboards of every total that changed. Any rebuild satisfies what a
-/// migration asked for.
-async fn rebuild(tx: &mut PgConnection) -> Result<usize, sqlx::Error> {
+/// What loading a framework did.
+#[derive(Debug)]
+pub struct Loading {
+    pub id: String,
+    pub version: i32,
+    pub indicators: usize,
+    pub records: usize,
+}
+
+/// Stores `text`, a framework document already read as `framework`, as the framework's
+/// next version, and rebuilds its tallies, in one transaction under the apply lock: the
+/// batches before it counted by the old version, the batches after it by the new one.
+pub async fn load(pool: &PgPool, framework: Framework, text: &str) -> anyhow::Result<Loading> {
+    let mut tx = pool.begin().await?;
+    super::lock(&mut tx).await?;
+    let version = frameworks::store(&mut tx, &framework, text).await?;
+    let indicators = framework.indicators.len();
+    let id = framework.id.clone();
+    let only = Frameworks {
+        generation: 0,
+        loaded: vec![Loaded { framework, version, loaded_at: chrono::Utc::now(), sha256: String::new() }],
+    };
+    let records = rebuild(&mut tx, &only).await?;
+    tx.commit().await?;
+    Ok(Loading { id, version, indicators, records })
+}
+
+/// Loads the shipped default framework if no framework is loaded (a new database, or one
+/// from before frameworks were kept in the database).
+pub async fn load_default_if_none(pool: &PgPool) -> anyhow::Result<Option<Loading>> {
+    if frameworks::any(pool).await? {
+        return Ok(None);
+    }
+    let framework = document::parse(crate::framework::DEFAULT_TEXT).context("the shipped framework")?;
+    let mut tx = pool.begin().await?;
+    super::lock(&mut tx).await?;
+    if sqlx::query_scalar!(r#"select exists (select from frameworks) as "any!""#).fetch_one(&mut *tx).await? {
+        // Another process loaded it meanwhile.
+        return Ok(None);
+    }
+    tx.rollback().await?;
+    Ok(Some(load(pool, framework, crate::framework::DEFAULT_TEXT).await?))
+}
+
+/// Under the apply lock: replaces the tallies of `frameworks` with the values computed
+/// from the current records, and tells dashboards of every total that changed. Returns the
+/// number of records counted.
+pub async fn rebuild(tx: &mut PgConnection, frameworks: &Frameworks) -> anyhow::Result<usize> {
+    let ids: Vec<String> = frameworks.loaded.iter().map(|l| l.framework.id.clone()).collect();
     let rows = sqlx::query_scalar!(r#"select record::text as "record!" from records where record is not null"#)
         .fetch_all(&mut *tx)
         .await?;
     let mut delta = Delta::default();
-    for text in &rows {
-        let record: Record = serde_json::from_str(text)
-            .map_err(|e| sqlx::Error::Protocol(format!("stored record cannot be read: {e}")))?;
-        delta.add(&record, 1);
+    for slice in rows.chunks(SLICE) {
+        let records = slice
+            .iter()
+            .map(|text| serde_json::from_str::<Record>(text))
+            .collect::<Result<Vec<Record>, _>>()
+            .context("a stored record cannot be read")?;
+        let mut tally = Tally::new(frameworks);
+        for record in &records {
+            tally.add(record, 1);
+        }
+        delta.merge(tally.into_delta());
     }
     delta.prune();
-    let before = totals(&mut *tx).await?;
-    sqlx::query!("delete from tally_items").execute(&mut *tx).await?;
-    sqlx::query!("delete from tallies").execute(&mut *tx).await?;
+    let before = totals(&mut *tx, &ids).await?;
+    sqlx::query!("delete from tally_items where framework = any($1)", &ids).execute(&mut *tx).await?;
+    sqlx::query!("delete from tallies where framework = any($1)", &ids).execute(&mut *tx).await?;
     tallies::apply(&mut *tx, delta).await?;
-    // Dashboards hear of every total that recompute changed (a vanished total is now 0).
-    let after = totals(&mut *tx).await?;
+    // Dashboards hear of every total that the rebuild changed (a vanished total is now 0).
+    let after = totals(&mut *tx, &ids).await?;
     let changed: Vec<TotalChange> = before
         .keys()
         .chain(after.keys())
         .filter(|k| before.get(*k).copied().unwrap_or(0) != after.get(*k).copied().unwrap_or(0))
-        .map(|(code, period)| TotalChange {
+        .map(|(framework, code, period)| TotalChange {
+            framework: framework.clone(),
             code: code.clone(),
             period: period.clone(),
-            value: after.get(&(code.clone(), period.clone())).copied().unwrap_or(0),
+            value: after.get(&(framework.clone(), code.clone(), period.clone())).copied().unwrap_or(0),
         })
-        .collect::<std::collections::BTreeSet<_>>()
+        .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
     notify(&mut *tx, &changed).await?;
-    sqlx::query!("delete from pending_recompute").execute(&mut *tx).await?;
     Ok(rows.len())
 }
 
-/// Every stored total, by (indicator, period).
-async fn totals(tx: &mut PgConnection) -> Result<BTreeMap<(String, String), i64>, sqlx::Error> {
-    let rows =
-        sqlx::query!("select indicator, period, value from tallies where dimension = ''").fetch_all(&mut *tx).await?;
-    Ok(rows.into_iter().map(|r| ((r.indicator, r.period), r.value)).collect())
+/// Every stored total of the frameworks `ids`, by (framework, indicator, period).
+async fn totals(tx: &mut PgConnection, ids: &[String]) -> Result<BTreeMap<(String, String, String), i64>, sqlx::Error> {
+    let rows = sqlx::query!(
+        "select framework, indicator, period, value from tallies where dimension = '' and framework = any($1)",
+        ids
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows.into_iter().map(|r| ((r.framework, r.indicator, r.period), r.value)).collect())
 }

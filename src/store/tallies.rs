@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use serde::Serialize;
 use sqlx::PgConnection;
 
-use crate::indicators::Code;
 use crate::indicators::rules::TallyKey;
 use crate::indicators::tally::Delta;
 
@@ -18,17 +17,20 @@ const NOTIFY_CHUNK: usize = 7000;
 /// A total that changed, as announced to dashboards.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 pub struct TotalChange {
+    pub framework: String,
     pub code: String,
     pub period: String,
     pub value: i64,
 }
 
-/// A distinct item's tally and name, as text: (indicator, period, dimension, key, item).
-type ItemId<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
+/// A distinct item's tally and name, as text: (framework, indicator, period, dimension,
+/// key, item).
+type ItemId<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str, &'a str);
 
 /// Columns of tally keys, for `unnest`.
 #[derive(Default)]
 struct KeyColumns {
+    frameworks: Vec<String>,
     indicators: Vec<String>,
     periods: Vec<String>,
     dimensions: Vec<String>,
@@ -37,9 +39,10 @@ struct KeyColumns {
 
 impl KeyColumns {
     fn push(&mut self, key: &TallyKey) {
-        self.indicators.push(key.indicator.as_str().to_owned());
+        self.frameworks.push(key.framework.clone());
+        self.indicators.push(key.indicator.clone());
         self.periods.push(key.period.clone());
-        self.dimensions.push(key.dimension.to_owned());
+        self.dimensions.push(key.dimension.clone());
         self.keys.push(key.key.clone());
     }
 }
@@ -58,10 +61,12 @@ pub async fn apply(tx: &mut PgConnection, delta: Delta) -> Result<Vec<TotalChang
             refs.push(*change);
         }
         let rows = sqlx::query!(
-            r#"insert into tally_items (indicator, period, dimension, key, item, refs)
-            select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[])
-            on conflict (indicator, period, dimension, key, item) do update set refs = tally_items.refs + excluded.refs
-            returning indicator, period, dimension, key, item, refs"#,
+            r#"insert into tally_items (framework, indicator, period, dimension, key, item, refs)
+            select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[])
+            on conflict (framework, indicator, period, dimension, key, item)
+                do update set refs = tally_items.refs + excluded.refs
+            returning framework, indicator, period, dimension, key, item, refs"#,
+            &columns.frameworks,
             &columns.indicators,
             &columns.periods,
             &columns.dimensions,
@@ -76,6 +81,7 @@ pub async fn apply(tx: &mut PgConnection, delta: Delta) -> Result<Vec<TotalChang
             .map(|k| {
                 (
                     (
+                        k.0.framework.as_str(),
                         k.0.indicator.as_str(),
                         k.0.period.as_str(),
                         k.0.dimension.as_str(),
@@ -88,6 +94,7 @@ pub async fn apply(tx: &mut PgConnection, delta: Delta) -> Result<Vec<TotalChang
             .collect();
         for row in &rows {
             let id = (
+                row.framework.as_str(),
                 row.indicator.as_str(),
                 row.period.as_str(),
                 row.dimension.as_str(),
@@ -117,11 +124,12 @@ pub async fn apply(tx: &mut PgConnection, delta: Delta) -> Result<Vec<TotalChang
         values.push(*value);
     }
     let rows = sqlx::query!(
-        r#"insert into tallies (indicator, period, dimension, key, value)
-        select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[])
-        on conflict (indicator, period, dimension, key) do update
+        r#"insert into tallies (framework, indicator, period, dimension, key, value)
+        select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[])
+        on conflict (framework, indicator, period, dimension, key) do update
             set value = tallies.value + excluded.value, updated_at = now()
-        returning indicator, period, dimension, value"#,
+        returning framework, indicator, period, dimension, value"#,
+        &columns.frameworks,
         &columns.indicators,
         &columns.periods,
         &columns.dimensions,
@@ -133,14 +141,10 @@ pub async fn apply(tx: &mut PgConnection, delta: Delta) -> Result<Vec<TotalChang
     let mut totals: Vec<TotalChange> = rows
         .into_iter()
         .filter(|r| r.dimension.is_empty())
-        .map(|r| TotalChange { code: r.indicator, period: r.period, value: r.value })
+        .map(|r| TotalChange { framework: r.framework, code: r.indicator, period: r.period, value: r.value })
         .collect();
-    totals.sort_by(|a, b| (code_rank(&a.code), &a.period).cmp(&(code_rank(&b.code), &b.period)));
+    totals.sort();
     Ok(totals)
-}
-
-fn code_rank(code: &str) -> usize {
-    Code::ALL.iter().position(|c| c.as_str() == code).unwrap_or(usize::MAX)
 }
 
 /// Announces the changed totals on [`TALLY_CHANNEL`], delivered at commit.

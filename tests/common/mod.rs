@@ -59,7 +59,6 @@ impl TestEnv {
         settings.amqp.dead_letter_exchange = format!("{name}.events.dead");
         settings.amqp.dead_letter_queue = format!("{name}.indicators.dead");
         settings.amqp.unrouted_exchange = format!("{name}.events.unrouted");
-        settings.catalogue.path = Some(crate_dir().join("config/indicators.toml"));
         let pool = ecpat_indicators::app::migrate(&settings)
             .await
             .unwrap_or_else(|e| panic!("PostgreSQL must be running at {} for the tests: {e:#}", database_base()));

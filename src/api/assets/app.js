@@ -107,7 +107,8 @@ function onTally(event) {
   } catch {
     return;
   }
-  const { code, period, value } = tally;
+  const { framework, code, period, value } = tally;
+  if (framework !== state.framework) return;
   if (typeof code !== 'string' || typeof period !== 'string' || typeof value !== 'number') return;
   state.generation.set(code, generation(code) + 1);
   state.tallies.set(`${code} ${period}`, value);

@@ -6,6 +6,8 @@ export const STRATEGY_YEARS = [2018, 2019, 2020, 2021];
 const LANG_KEY = 'ecpat-indicators.lang';
 
 export const state = {
+  // The framework shown: the default one.
+  framework: 'ecpat-2018-2021',
   lang: storedLanguage(),
   period: initialPeriod(),
   status: 'connecting',

@@ -36,7 +36,7 @@ impl Stored {
                 (self.next_seq, e)
             })
             .collect();
-        let plan = plan(&self.before, &numbered);
+        let plan = plan(&self.before, &numbered, crate::framework::built_in());
         self.before.records.extend(plan.records);
         self.before.post_withdrawals.extend(plan.post_withdrawals);
         for (key, change) in plan.delta.sums {
@@ -66,6 +66,7 @@ impl Stored {
     /// KE3's total for `year`, and AP3's.
     fn totals(&self, year: &str) -> (i64, i64) {
         let total = |indicator: Code| TallyKey {
+            framework: crate::framework::DEFAULT_ID.to_owned(),
             indicator: indicator.as_str().to_owned(),
             period: year.to_owned(),
             dimension: String::new(),
