@@ -1,5 +1,7 @@
-//! The one-shot subcommands: `publish`, `recompute`, `rejections list|replay`.
+//! The one-shot subcommands: `publish`, `recompute`, `rejections list|replay`,
+//! `frameworks load|list|show|remove`.
 
+pub mod frameworks;
 mod publish;
 mod rejections;
 

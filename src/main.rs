@@ -42,8 +42,13 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         batch: usize,
     },
-    /// Rebuild every tally from the stored records.
+    /// Rebuild every framework's tallies from the stored records.
     Recompute,
+    /// Load, list, show or remove the frameworks that define the indicators.
+    Frameworks {
+        #[command(subcommand)]
+        action: FrameworkAction,
+    },
     /// List or replay rejected messages.
     Rejections {
         #[command(subcommand)]
@@ -56,6 +61,30 @@ enum Command {
         #[command(subcommand)]
         action: TrackAction,
     },
+}
+
+#[derive(Subcommand)]
+enum FrameworkAction {
+    /// Check a framework document (TOML) and store it as its framework's next version; the
+    /// framework's values are rebuilt at once, and every worker counts by it from its next
+    /// batch.
+    Load {
+        file: PathBuf,
+        /// Only check the document: say what is wrong, or that it is valid; store nothing.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Print the frameworks loaded, one JSON object per line.
+    List,
+    /// Print a framework's document exactly as loaded (and its versions on standard error).
+    Show {
+        id: String,
+        /// This version instead of the current one.
+        #[arg(long)]
+        version: Option<i32>,
+    },
+    /// Remove a framework and its values (its versions are kept).
+    Remove { id: String },
 }
 
 #[derive(Subcommand)]
@@ -142,6 +171,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Recompute => {
             cli::recompute(&settings).await?;
         }
+        Command::Frameworks { action } => match action {
+            FrameworkAction::Load { file, check } => cli::frameworks::load(&settings, &file, check).await?,
+            FrameworkAction::List => cli::frameworks::list(&settings).await?,
+            FrameworkAction::Show { id, version } => cli::frameworks::show(&settings, &id, version).await?,
+            FrameworkAction::Remove { id } => cli::frameworks::remove(&settings, &id).await?,
+        },
         Command::Rejections { action: RejectionAction::List { limit } } => {
             cli::list_rejections(&settings, limit).await?
         }
