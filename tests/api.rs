@@ -519,7 +519,8 @@ async fn the_csv_export_equals_the_indicator_values_view() {
         // values), so one is written straight into the tallies to check the quoting.
         let awkward = "a \"quoted\", key\r\nover two lines";
         sqlx::query(
-            "insert into tallies (indicator, period, dimension, key, value) values ('KE1', '2019', 'scope', $1, 5)",
+            "insert into tallies (framework, indicator, period, dimension, key, value)
+            values ('ecpat-2018-2021', 'KE1', '2019', 'scope', $1, 5)",
         )
         .bind(awkward)
         .execute(&env.pool)
@@ -698,7 +699,7 @@ async fn the_stream_starts_with_the_current_totals_then_sends_each_change() {
         loop {
             let event = stream.next().await;
             assert_eq!(event.name, "tally");
-            if event.data == json!({"code": "KE1", "period": "all", "value": 2}) {
+            if event.data == json!({"framework": "ecpat-2018-2021", "code": "KE1", "period": "all", "value": 2}) {
                 break;
             }
         }

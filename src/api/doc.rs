@@ -32,6 +32,7 @@ use super::schema::{self, ErrorBody, OpenApiDocument, Tally};
         super::healthz,
         super::readyz,
         super::metrics,
+        super::list_frameworks,
         super::list,
         super::one,
         super::series,

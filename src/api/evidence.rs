@@ -40,7 +40,7 @@ pub async fn records(
     let loaded = frameworks.get(&id).expect("checked");
     let definition = indicator_of(loaded, &path)?;
     let code = definition.code.as_str();
-    let period = period(&query)?;
+    let period = period(&query, &loaded.framework)?;
     let record_type = definition.record.as_str();
     let mut behind = Vec::new();
     for row in read::current_records(&state.pool, record_type).await? {
@@ -158,10 +158,10 @@ pub async fn export(
     Query(query): Query<PeriodQuery>,
     Query(which): Query<FrameworkQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let period = period(&query)?;
     let (frameworks, id) = framework(&state, &which).await?;
-    let codes: Vec<String> =
-        frameworks.get(&id).expect("checked").framework.indicators.iter().map(|i| i.code.clone()).collect();
+    let loaded = frameworks.get(&id).expect("checked");
+    let period = period(&query, &loaded.framework)?;
+    let codes: Vec<String> = loaded.framework.indicators.iter().map(|i| i.code.clone()).collect();
     let rows = read::export_rows(&state.pool, &id, &codes, period.as_str()).await?;
     let csv = csv_text(&rows).map_err(|e| ApiError::Unavailable(format!("the export cannot be written: {e}")))?;
     let disposition = format!("attachment; filename=\"ecpat-indicators-{}.csv\"", period.as_str());

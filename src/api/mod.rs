@@ -146,15 +146,19 @@ async fn metrics() -> String {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PeriodQuery {
-    /// `all` (the default) or a year from 1990 to 2100; anything else is a 400.
+    /// `all` (the default), a year from 1990 to 2100, or the framework's span (e.g.
+    /// `2018-2021`); anything else is a 400.
     #[param(value_type = schema::Period, required = false, default = "all")]
     pub period: Option<String>,
 }
 
-pub fn period(query: &PeriodQuery) -> Result<Period, ApiError> {
+pub fn period(query: &PeriodQuery, framework: &framework::Framework) -> Result<Period, ApiError> {
     let text = query.period.as_deref().unwrap_or("all");
-    Period::parse(text).ok_or_else(|| {
-        ApiError::BadRequest(format!("period must be \"all\" or a year from 1990 to 2100, not {text:?}"))
+    Period::parse(text, framework.years).ok_or_else(|| {
+        let (first, last) = framework.years;
+        ApiError::BadRequest(format!(
+            "period must be \"all\", a year from 1990 to 2100 or the framework's span \"{first}-{last}\", not {text:?}"
+        ))
     })
 }
 
@@ -259,9 +263,9 @@ async fn list(
     Query(query): Query<PeriodQuery>,
     Query(which): Query<FrameworkQuery>,
 ) -> Result<Json<IndicatorList>, ApiError> {
-    let period = period(&query)?;
     let (frameworks, id) = framework(&state, &which).await?;
     let loaded = frameworks.get(&id).expect("checked");
+    let period = period(&query, &loaded.framework)?;
     let rows = read::values_for_period(&state.pool, &id, period.as_str()).await?;
     let indicators = loaded.framework.indicators.iter().map(|i| indicator(i, &period, &rows)).collect();
     Ok(Json(IndicatorList { period: period.as_str().to_owned(), indicators }))
@@ -283,8 +287,9 @@ async fn one(
     Query(which): Query<FrameworkQuery>,
 ) -> Result<Json<IndicatorForPeriod>, ApiError> {
     let (frameworks, id) = framework(&state, &which).await?;
-    let definition = indicator_of(frameworks.get(&id).expect("checked"), &path)?;
-    let period = period(&query)?;
+    let loaded = frameworks.get(&id).expect("checked");
+    let definition = indicator_of(loaded, &path)?;
+    let period = period(&query, &loaded.framework)?;
     let rows = read::values_for_period(&state.pool, &id, period.as_str()).await?;
     let indicator = indicator(definition, &period, &rows);
     Ok(Json(IndicatorForPeriod { indicator, period: period.as_str().to_owned() }))

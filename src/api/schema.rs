@@ -338,11 +338,14 @@ macro_rules! text_schema {
 }
 
 text_schema!(
-    /// `all` or a calendar year from 1990 to 2100 (`indicators::Period`).
+    /// `all`, a calendar year from 1990 to 2100, or a framework's span (`indicators::Period`).
     Period => ObjectBuilder::new()
         .schema_type(Type::String)
-        .pattern(Some("^(all|199[0-9]|20[0-9]{2}|2100)$"))
-        .description(Some("`all` (every record once, whatever its year) or a calendar year from 1990 to 2100."))
+        .pattern(Some("^(all|199[0-9]|20[0-9]{2}|2100|[0-9]{4}-[0-9]{4})$"))
+        .description(Some(
+            "`all` (every record once, whatever its year), a calendar year from 1990 to 2100, or the framework's \
+             span `FIRST-LAST` (the records of its years, a distinct item once).",
+        ))
         .build()
 );
 

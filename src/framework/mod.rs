@@ -177,13 +177,19 @@ impl Framework {
     pub(crate) fn contributions_into<'a>(&'a self, record: &'a Record, out: &mut Vec<ContributionRef<'a>>) {
         let Some(indicators) = self.by_type.get(&record.record_type()) else { return };
         for &i in indicators {
-            self.indicators[i].contributions_into(&self.id, record, out);
+            self.indicators[i].contributions_into(&self.id, self.years, record, out);
         }
     }
 }
 
 impl Indicator {
-    fn contributions_into<'a>(&'a self, framework: &'a str, record: &'a Record, out: &mut Vec<ContributionRef<'a>>) {
+    fn contributions_into<'a>(
+        &'a self,
+        framework: &'a str,
+        (first, last): (i32, i32),
+        record: &'a Record,
+        out: &mut Vec<ContributionRef<'a>>,
+    ) {
         if let Some(when) = &self.when {
             match when.holds(record) {
                 Ok(true) => {}
@@ -209,15 +215,14 @@ impl Indicator {
                 breakdowns.push((breakdown.name.as_str(), key));
             }
         }
-        let tallies = std::iter::once(("", Cow::Borrowed(""))).chain(breakdowns).flat_map(|(dimension, key)| {
-            [PeriodRef::Year(year), PeriodRef::All].map(|period| KeyRef {
-                framework,
-                indicator: &self.code,
-                period,
-                dimension,
-                key: key.clone(),
-            })
-        });
+        let tallies =
+            std::iter::once(("", Cow::Borrowed(""))).chain(breakdowns).flat_map(|(dimension, key)| {
+                let span = (first..=last).contains(&year).then_some(PeriodRef::Span(first, last));
+                [Some(PeriodRef::Year(year)), Some(PeriodRef::All), span]
+                    .into_iter()
+                    .flatten()
+                    .map(move |period| KeyRef { framework, indicator: &self.code, period, dimension, key: key.clone() })
+            });
         match &self.value {
             ValueRule::Count => out.extend(tallies.map(|key| ContributionRef::Sum(key, 1))),
             ValueRule::Sum(field) => {

@@ -86,6 +86,7 @@ fn seen(text: &str, record: &Record) -> Seen {
             let period = match k.period {
                 PeriodRef::Year(y) => y.to_string(),
                 PeriodRef::All => "all".into(),
+                PeriodRef::Span(first, last) => format!("{first}-{last}"),
             };
             (k.indicator.to_owned(), period, k.dimension.to_owned(), k.key.to_string())
         };
@@ -137,13 +138,13 @@ fn a_count_with_a_list_breakdown_counts_the_record_once_per_key_and_once_in_the_
 
     let seen = seen(&text, &record);
 
-    for period in ["2023", "all"] {
+    for period in ["2023", "all", "2022-2026"] {
         assert_eq!(seen.sums[&key("NAT", period, "", "")], 1);
         assert_eq!(seen.sums[&key("NAT", period, "country", "FR")], 1);
         assert_eq!(seen.sums[&key("NAT", period, "country", "TG")], 1);
         assert_eq!(seen.sums[&key("NAT", period, "contributed", "true")], 1);
     }
-    assert_eq!(seen.sums.len(), 8, "{seen:?}");
+    assert_eq!(seen.sums.len(), 12, "{seen:?}");
     assert!(seen.items.is_empty());
 }
 

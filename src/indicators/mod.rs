@@ -63,12 +63,14 @@ impl Code {
 pub struct Period(String);
 
 impl Period {
-    /// `all`, or a year from 1990 to 2100 (the years a record can count in).
-    pub fn parse(text: &str) -> Option<Self> {
+    /// `all`, a year from 1990 to 2100 (the years a record can count in), or the span
+    /// `FIRST-LAST` of a framework whose first and last years are `years`.
+    pub fn parse(text: &str, years: (i32, i32)) -> Option<Self> {
         let year_ok = text.len() == 4
             && text.bytes().all(|b| b.is_ascii_digit())
             && text.parse::<i32>().is_ok_and(|y| (1990..=2100).contains(&y));
-        (text == rules::ALL || year_ok).then(|| Period(text.to_owned()))
+        let span = format!("{}-{}", years.0, years.1);
+        (text == rules::ALL || year_ok || text == span).then(|| Period(text.to_owned()))
     }
 
     /// The period as written in tallies.

@@ -39,6 +39,8 @@ pub const ALL: &str = "all";
 pub(crate) enum PeriodRef {
     Year(i32),
     All,
+    /// A framework's span, first and last year: `2018-2021`.
+    Span(i32, i32),
 }
 
 /// A [`TallyKey`] borrowing its breakdown key from the record that contributes to it.
@@ -57,6 +59,7 @@ impl Hash for KeyRef<'_> {
         let period = match self.period {
             PeriodRef::Year(year) => u64::from(year as u32),
             PeriodRef::All => 1 << 32,
+            PeriodRef::Span(first, last) => 2 << 32 | u64::from(first as u32) << 16 | u64::from(last as u32),
         };
         state.write_u64(period);
         state.write(self.framework.as_bytes());
@@ -75,6 +78,7 @@ impl KeyRef<'_> {
         let period = match self.period {
             PeriodRef::Year(year) => year.to_string(),
             PeriodRef::All => ALL.to_owned(),
+            PeriodRef::Span(first, last) => format!("{first}-{last}"),
         };
         TallyKey {
             framework: self.framework.to_owned(),

@@ -3,6 +3,9 @@
 
 use std::collections::BTreeSet;
 
+/// The default framework's span.
+const SPAN: &str = "2018-2021";
+
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::rules::{ALL, Contribution, TallyKey, contributions};
@@ -521,12 +524,17 @@ fn records_count_in_the_year_of_their_attribution_date() {
             .map(|k| k.period)
             .collect();
 
-        assert_eq!(periods, BTreeSet::from([year.to_owned(), ALL.to_owned()]), "{record:?}");
+        let mut expected = BTreeSet::from([year.to_owned(), ALL.to_owned()]);
+        if ("2018"..="2021").contains(&year) {
+            // The year is in the default framework's span.
+            expected.insert(SPAN.to_owned());
+        }
+        assert_eq!(periods, expected, "{record:?}");
     }
 }
 
 #[test]
-fn every_contribution_appears_under_its_year_and_under_all() {
+fn every_contribution_appears_under_its_year_under_all_and_under_the_span() {
     let mut national = publication("p", Scope::National, true);
     national.countries = strings(&["FR", "BE"]);
     national.themes = vec![Theme::AccessToJustice];
@@ -549,14 +557,26 @@ fn every_contribution_appears_under_its_year_and_under_all() {
             Contribution::Sum(k, n) => Contribution::Sum(TallyKey { period: ALL.into(), ..k }, n),
             Contribution::Distinct(k, item) => Contribution::Distinct(TallyKey { period: ALL.into(), ..k }, item),
         };
-        let (yearly, all): (Vec<_>, Vec<_>) = contributions.iter().partition(|c| match c {
-            Contribution::Sum(k, _) | Contribution::Distinct(k, _) => k.period != ALL,
-        });
+        let in_span = |c: &Contribution| match c.clone() {
+            Contribution::Sum(k, n) => Contribution::Sum(TallyKey { period: SPAN.into(), ..k }, n),
+            Contribution::Distinct(k, item) => Contribution::Distinct(TallyKey { period: SPAN.into(), ..k }, item),
+        };
+        let period = |c: &Contribution| match c {
+            Contribution::Sum(k, _) | Contribution::Distinct(k, _) => k.period.clone(),
+        };
+        let yearly: Vec<_> = contributions.iter().filter(|c| period(c).len() == 4).collect();
+        let all = contributions.iter().filter(|c| period(c) == ALL).count();
+        let span = contributions.iter().filter(|c| period(c) == SPAN).count();
+
+        // Years 2018 to 2021 are in the span; 2017 (the submission helper's) is not.
+        let in_the_span = yearly.iter().all(|c| ("2018"..="2021").contains(&period(c).as_str()));
+        let spanned = if in_the_span { yearly.len() } else { 0 };
 
         assert!(!yearly.is_empty(), "{record:?}");
-        assert_eq!(yearly.len(), all.len(), "{record:?}");
+        assert_eq!((all, span), (yearly.len(), spanned), "{record:?}");
         for c in yearly {
             assert!(contributions.contains(&in_all(c)), "{c:?} has no twin under all");
+            assert_eq!(contributions.contains(&in_span(c)), in_the_span, "{c:?} and the span");
         }
     }
 }
@@ -588,9 +608,9 @@ fn all_adds_up_sums_over_the_years() {
 // ---- Periods. ----
 
 #[test]
-fn periods_are_all_or_a_year_from_1990_to_2100() {
-    for text in ["all", "1990", "2019", "2100"] {
-        let period = Period::parse(text);
+fn periods_are_all_a_year_from_1990_to_2100_or_the_span() {
+    for text in ["all", "1990", "2019", "2100", SPAN] {
+        let period = Period::parse(text, (2018, 2021));
 
         assert_eq!(period.as_ref().map(Period::as_str), Some(text));
     }
@@ -598,9 +618,24 @@ fn periods_are_all_or_a_year_from_1990_to_2100() {
 
 #[test]
 fn other_periods_are_rejected() {
-    for text in ["1989", "2101", "20a9", "", " 2019", "2019 ", "+201", "-199", "ALL", "All", "019", "02019", "٢٠١٩"]
-    {
-        assert_eq!(Period::parse(text), None, "{text:?}");
+    let texts = [
+        "1989",
+        "2101",
+        "20a9",
+        "",
+        " 2019",
+        "2019 ",
+        "+201",
+        "-199",
+        "ALL",
+        "All",
+        "019",
+        "02019",
+        "٢٠١٩",
+        "2018-2022",
+    ];
+    for text in texts {
+        assert_eq!(Period::parse(text, (2018, 2021)), None, "{text:?}");
     }
 }
 
@@ -633,6 +668,9 @@ fn replacing_a_record_by_a_changed_one_gives_the_difference() {
     assert_eq!(
         moved,
         vec![
+            (Code::KE3, SPAN, "", "", 5),
+            (Code::KE3, SPAN, "metric", "likes", 5),
+            (Code::KE3, SPAN, "platform", "facebook", 5),
             (Code::KE3, "2019", "", "", 5),
             (Code::KE3, "2019", "metric", "likes", 5),
             (Code::KE3, "2019", "platform", "facebook", 5),
@@ -676,6 +714,8 @@ fn replacing_a_record_moves_distinct_items_between_breakdowns() {
     assert_eq!(
         moved,
         vec![
+            (SPAN, "advocacy", "PH", 1),
+            (SPAN, "programme", "PH", -1),
             ("2019", "advocacy", "PH", 1),
             ("2019", "programme", "PH", -1),
             (ALL, "advocacy", "PH", 1),

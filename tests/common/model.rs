@@ -144,8 +144,13 @@ struct Acc {
 }
 
 impl Acc {
-    fn periods(year: &str) -> [String; 2] {
-        [year.to_owned(), "all".to_owned()]
+    /// The record's year, `all`, and the default framework's span when the year is in it.
+    fn periods(year: &str) -> Vec<String> {
+        let mut periods = vec![year.to_owned(), "all".to_owned()];
+        if ("2018"..="2021").contains(&year) {
+            periods.push("2018-2021".to_owned());
+        }
+        periods
     }
 
     fn add(&mut self, code: &str, year: &str, dim: &str, key: &str, amount: i64) {
