@@ -13,7 +13,7 @@
 //! - [`ledger`]: which version of each record is current (pure);
 //! - [`framework`]: the counting rules as data: a framework document (TOML, CEL `when`)
 //!   read and checked once, evaluated per record (pure);
-//! - [`indicators`]: tally keys, deltas and the catalogue (pure);
+//! - [`indicators`]: tally keys, deltas and periods (pure);
 //! - [`store`]: all SQL, by table (events, records, tallies, rejections), and reading;
 //! - [`api`], [`health`], [`metrics`]: the HTTP API, readiness and Prometheus metrics;
 //! - [`app`], [`cli`]: the subcommands.

@@ -1,5 +1,5 @@
 //! The counting rules of docs/indicators.md, through `rules::contributions` and `tally::Delta`;
-//! periods; and the catalogue's checks.
+//! periods.
 
 use std::collections::BTreeSet;
 
