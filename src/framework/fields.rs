@@ -198,6 +198,7 @@ pub fn of(record_type: RecordType) -> &'static [Field] {
         RecordType::ChildOutreach => CHILD_OUTREACH,
         RecordType::CapacityTraining => CAPACITY_TRAINING,
         RecordType::MemberExpertise => MEMBER_EXPERTISE,
+        RecordType::Fact => &[],
     }
 }
 
