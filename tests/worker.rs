@@ -163,6 +163,76 @@ async fn a_withdrawal_removes_a_record_until_a_newer_version_revives_it() {
 }
 
 #[tokio::test]
+async fn a_fact_is_stored_as_a_record_and_withdrawn_without_touching_the_default_indicators() {
+    let mut env = TestEnv::new("fact").await;
+    let w = env.spawn_worker();
+    env.worker(w).wait_ready(WAIT).await;
+    let stored = async |env: &TestEnv| -> Option<serde_json::Value> {
+        let record: Option<Option<String>> =
+            sqlx::query_scalar("select record::text from records where record_type = 'fact' and record_key = $1")
+                .bind(r#"["hotline-2019-fr"]"#)
+                .fetch_optional(&env.pool)
+                .await
+                .unwrap();
+        record.map(|r| r.map_or(serde_json::Value::Null, |text| serde_json::from_str(&text).unwrap()))
+    };
+    let fact = event(
+        "urn:ecpat:fr:programme",
+        "f1",
+        "2019-06-01T10:00:00Z",
+        "org.ecpat.fact.recorded",
+        json!({
+            "fact_id": "hotline-2019-fr", "kind": "hotline_supported", "date": "2019-05-20",
+            "member": "ecpat-france", "countries": ["fr", "FR", "be"], "tags": ["urgent", "urgent"],
+            "attributes": {"region": "europe"}, "note": "kept with the event",
+        }),
+    );
+    let bad = event(
+        "urn:ecpat:fr:programme",
+        "f2",
+        "2019-06-01T10:00:00Z",
+        "org.ecpat.fact.recorded",
+        json!({"fact_id": "hotline-2019-be", "kind": "Hotline", "date": "2019-05-20"}),
+    );
+
+    env.publish(&[publication("e1", "2019-05-01T10:00:00Z", "pub-1", "global", "2019-04-30")]).await;
+    env.wait_for_counts(1, 0, WAIT).await;
+    let tallies = env.values().await;
+    assert!(!tallies.is_empty());
+
+    env.publish(&[fact, bad]).await;
+    env.wait_for_counts(2, 1, WAIT).await;
+
+    assert_eq!(
+        stored(&env).await,
+        Some(json!({
+            "record_type": "fact", "fact_id": "hotline-2019-fr", "kind": "hotline_supported", "date": "2019-05-20",
+            "member": "ecpat-france", "countries": ["FR", "BE"], "value": 1, "tags": ["urgent"],
+            "attributes": {"region": "europe"},
+        }))
+    );
+    let (_, rejections) = env.worker(w).get("/api/v1/rejections?limit=10").await;
+    assert_eq!(rejections["items"][0]["reason"], "invalid_data");
+    assert!(rejections["items"][0]["detail"].as_str().unwrap().contains("data.kind"), "{rejections}");
+    assert_eq!(env.values().await, tallies, "a fact counts in no indicator of the default framework");
+
+    env.publish(&[event(
+        "urn:ecpat:fr:programme",
+        "w1",
+        "2019-07-01T10:00:00Z",
+        WITHDRAWN,
+        json!({"record_type": "fact", "key": {"fact_id": "hotline-2019-fr"}}),
+    )])
+    .await;
+    env.wait_for_counts(3, 1, WAIT).await;
+
+    assert_eq!(stored(&env).await, Some(serde_json::Value::Null), "withdrawn: the current version is a withdrawal");
+    assert_eq!(env.values().await, tallies);
+    assert_recompute_matches(&env).await;
+    env.cleanup().await;
+}
+
+#[tokio::test]
 async fn a_batch_applies_its_good_events_and_rejects_its_bad_ones() {
     let mut env = TestEnv::new("batch").await;
     let w = env.spawn_worker();

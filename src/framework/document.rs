@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::fields::{self, Field, Kind};
+use super::fields::{self, Field, FieldPath, Kind};
 use super::when::When;
 use super::{Breakdown, Framework, Indicator, Objective, ValueRule};
 use crate::records::RecordType;
@@ -173,6 +173,33 @@ fn field(record: RecordType, name: &str, at: &str, key: &str) -> Result<&'static
     })
 }
 
+/// What a breakdown or a distinct count names: a field of `record` other than a map, or
+/// one entry of a map field, `MAP.KEY` (`attributes.region`), KEY a slug.
+fn path(record: RecordType, name: &str, at: &str, key: &str) -> Result<FieldPath, DocumentError> {
+    if let Some((map, entry)) = name.split_once('.') {
+        let field = field(record, map, at, key)?;
+        if field.kind != Kind::Map {
+            return Err(refuse(format!(
+                "{at}, key `{key}`: {name:?} names an entry of {map:?}, which is a {} field, not a map",
+                field.kind.as_str()
+            )));
+        }
+        if !is_slug(entry) {
+            return Err(refuse(format!(
+                "{at}, key `{key}`: in {name:?}, the entry's name must match ^[a-z][a-z0-9_]{{0,63}}$"
+            )));
+        }
+        return Ok(FieldPath { field, entry: Some(entry.to_owned()) });
+    }
+    let field = field(record, name, at, key)?;
+    if field.kind == Kind::Map {
+        return Err(refuse(format!(
+            "{at}, key `{key}`: {name:?} is a map; name one of its entries, e.g. \"{name}.region\""
+        )));
+    }
+    Ok(FieldPath::whole(field))
+}
+
 fn indicator(
     doc: IndicatorDoc,
     at: &str,
@@ -208,11 +235,12 @@ fn indicator(
     let mut breakdowns: Vec<Breakdown> = Vec::new();
     for breakdown in doc.breakdowns {
         let (name, field_name) = match breakdown {
-            BreakdownDoc::Field(field) => (field.clone(), field),
+            // An entry of a map is named after its key: `attributes.region` gives `region`.
+            BreakdownDoc::Field(field) => (field.rsplit('.').next().unwrap_or_default().to_owned(), field),
             BreakdownDoc::Named(NamedBreakdown { name, field }) => (name, field),
         };
-        let field = field(record, &field_name, at, "breakdowns")?;
-        if field.kind == Kind::Timestamp {
+        let field = path(record, &field_name, at, "breakdowns")?;
+        if field.field.kind == Kind::Timestamp {
             return Err(refuse(format!(
                 "{at}, key `breakdowns`: {field_name:?} is a timestamp, which cannot be a breakdown"
             )));
@@ -268,8 +296,8 @@ fn value_rule(text: &str, record: RecordType, at: &str) -> Result<ValueRule, Doc
         return Ok(ValueRule::Sum(field));
     }
     if let Some(name) = inner("distinct(") {
-        let field = field(record, name, at, "value")?;
-        if field.kind == Kind::Timestamp {
+        let field = path(record, name, at, "value")?;
+        if field.field.kind == Kind::Timestamp {
             return Err(refuse(format!("{at}, key `value`: distinct({name}) cannot count timestamps")));
         }
         return Ok(ValueRule::Distinct(field));

@@ -2,6 +2,7 @@
 //! kind and how to read it from a record. Lists are read without duplicates, in order.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -16,6 +17,9 @@ pub enum Kind {
     Date,
     Timestamp,
     List,
+    /// Texts by name (a fact's `attributes`): a breakdown or a distinct count names one
+    /// entry, `attributes.KEY`.
+    Map,
 }
 
 impl Kind {
@@ -27,6 +31,7 @@ impl Kind {
             Kind::Date => "date",
             Kind::Timestamp => "timestamp",
             Kind::List => "list",
+            Kind::Map => "map",
         }
     }
 }
@@ -41,6 +46,7 @@ pub enum Value<'a> {
     Date(NaiveDate),
     Timestamp(DateTime<Utc>),
     List(Vec<&'a str>),
+    Map(&'a BTreeMap<String, String>),
 }
 
 /// A field of a record type.
@@ -53,6 +59,33 @@ pub struct Field {
 impl std::fmt::Debug for Field {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({})", self.name, self.kind.as_str())
+    }
+}
+
+/// A field, or one entry of a map field (`attributes.region`): what a breakdown or a
+/// distinct count reads.
+#[derive(Debug)]
+pub struct FieldPath {
+    pub field: &'static Field,
+    /// The entry's name, for an entry of a map field.
+    pub entry: Option<String>,
+}
+
+impl FieldPath {
+    /// The whole field.
+    pub fn whole(field: &'static Field) -> FieldPath {
+        FieldPath { field, entry: None }
+    }
+
+    /// The value in `record`; for an entry, its text, or null when the record has no such
+    /// entry (or no map).
+    pub fn get<'a>(&self, record: &'a Record) -> Value<'a> {
+        let value = (self.field.get)(record);
+        match (&self.entry, value) {
+            (None, value) => value,
+            (Some(entry), Value::Map(map)) => map.get(entry).map_or(Value::Null, |t| text(t)),
+            (Some(_), _) => Value::Null,
+        }
     }
 }
 
@@ -185,6 +218,18 @@ const MEMBER_EXPERTISE: &[Field] = fields!(MemberExpertise:
     "manifestations" List |e| list(e.manifestations.iter().map(|m| m.as_str())),
 );
 
+const FACT: &[Field] = fields!(Fact:
+    "fact_id" Text |f| text(&f.fact_id),
+    "kind" Text |f| text(&f.kind),
+    "date" Date |f| Value::Date(f.date),
+    "member" Text |f| optional(&f.member),
+    // A fact's lists hold each item once already (records/parse.rs).
+    "countries" List |f| Value::List(f.countries.iter().map(String::as_str).collect()),
+    "value" Int |f| Value::Int(f.value),
+    "tags" List |f| Value::List(f.tags.iter().map(String::as_str).collect()),
+    "attributes" Map |f| f.attributes.as_ref().map_or(Value::Null, Value::Map),
+);
+
 /// Every field of a record type.
 pub fn of(record_type: RecordType) -> &'static [Field] {
     match record_type {
@@ -198,6 +243,7 @@ pub fn of(record_type: RecordType) -> &'static [Field] {
         RecordType::ChildOutreach => CHILD_OUTREACH,
         RecordType::CapacityTraining => CAPACITY_TRAINING,
         RecordType::MemberExpertise => MEMBER_EXPERTISE,
+        RecordType::Fact => FACT,
     }
 }
 

@@ -15,7 +15,7 @@ use chrono::{DateTime, Datelike, Utc};
 
 use crate::indicators::rules::{ContributionRef, KeyRef, PeriodRef};
 use crate::records::{Record, RecordType};
-use fields::{Field, Value};
+use fields::{Field, FieldPath, Value};
 use when::When;
 
 /// The framework shipped with the product, the ECPAT network's 2018-2021 strategy: the
@@ -108,14 +108,14 @@ pub enum ValueRule {
     /// The field's integer (null adds 0).
     Sum(&'static Field),
     /// Each distinct value (or list item) once.
-    Distinct(&'static Field),
+    Distinct(FieldPath),
 }
 
 #[derive(Debug)]
 pub struct Breakdown {
     /// The dimension's name.
     pub name: String,
-    pub field: &'static Field,
+    pub field: FieldPath,
 }
 
 #[derive(Debug)]
@@ -211,7 +211,7 @@ impl Indicator {
         let Some(year) = year((self.date.get)(record)) else { return };
         let mut breakdowns: Vec<(&'a str, Cow<'a, str>)> = Vec::new();
         for breakdown in &self.breakdowns {
-            for key in keys((breakdown.field.get)(record)) {
+            for key in keys(breakdown.field.get(record)) {
                 breakdowns.push((breakdown.name.as_str(), key));
             }
         }
@@ -233,7 +233,7 @@ impl Indicator {
                 out.extend(tallies.map(|key| ContributionRef::Sum(key, amount)));
             }
             ValueRule::Distinct(field) => {
-                let items = keys((field.get)(record));
+                let items = keys(field.get(record));
                 if items.is_empty() {
                     return;
                 }
@@ -255,11 +255,11 @@ fn year(value: Value<'_>) -> Option<i32> {
     }
 }
 
-/// The keys a value gives as a breakdown or distinct items: none for null or an empty
-/// list, one per item of a list, else its text.
+/// The keys a value gives as a breakdown or distinct items: none for null, an empty list
+/// or a whole map, one per item of a list, else its text.
 fn keys(value: Value<'_>) -> Vec<Cow<'_, str>> {
     match value {
-        Value::Null | Value::Timestamp(_) => vec![],
+        Value::Null | Value::Timestamp(_) | Value::Map(_) => vec![],
         Value::Text(text) => vec![text],
         Value::Int(n) => vec![Cow::Owned(n.to_string())],
         Value::Bool(b) => vec![Cow::Borrowed(if b { "true" } else { "false" })],

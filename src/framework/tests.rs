@@ -281,3 +281,219 @@ fn a_code_used_twice_or_a_bad_header_is_refused() {
     assert!(parse(&bad_years).unwrap_err().to_string().contains("key `years`"));
     assert!(parse(&unknown).unwrap_err().to_string().contains("unknown field `owner`"));
 }
+
+// ---- Facts. ----
+
+/// A fact read from `data` as the worker reads it.
+fn fact(data: serde_json::Value) -> Record {
+    let changes = crate::records::parse::parse_event_data(crate::records::EventType::Fact, &data).unwrap();
+    match changes.as_slice() {
+        [crate::records::Change::Upsert(record)] => record.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+const URGENT_HOTLINES: &str = r#"
+code = "HOT"
+objective = "knowledge"
+title = { en = "Urgent hotline support" }
+record = "fact"
+when = 'kind == "hotline_supported" && "urgent" in tags'
+value = "sum(value)"
+date = "date"
+breakdowns = ["attributes.region", { name = "country", field = "countries" }]
+"#;
+
+#[test]
+fn a_framework_counts_facts_of_a_kind_with_a_tag_and_sums_their_value() {
+    let text = with_indicator(URGENT_HOTLINES);
+    let three = fact(serde_json::json!({
+        "fact_id": "f1", "kind": "hotline_supported", "date": "2023-05-01", "value": 3,
+        "tags": ["urgent", "urgent"], "countries": ["fr", "FR"], "attributes": {"region": "west_africa"},
+    }));
+
+    let seen = seen(&text, &three);
+
+    for period in ["2023", "all"] {
+        assert_eq!(seen.sums[&key("HOT", period, "", "")], 3);
+        assert_eq!(seen.sums[&key("HOT", period, "region", "west_africa")], 3);
+        assert_eq!(seen.sums[&key("HOT", period, "country", "FR")], 3);
+    }
+    assert_eq!(seen.sums.len(), 6, "{seen:?}");
+}
+
+#[test]
+fn a_fact_without_a_value_adds_1_and_one_without_the_attribute_gives_no_breakdown_key() {
+    let text = with_indicator(URGENT_HOTLINES);
+    let no_value = fact(serde_json::json!({
+        "fact_id": "f2", "kind": "hotline_supported", "date": "2022-01-01", "tags": ["urgent"],
+        "attributes": {"partner": "p"},
+    }));
+    let no_attributes = fact(serde_json::json!({
+        "fact_id": "f3", "kind": "hotline_supported", "date": "2022-01-01", "tags": ["urgent"], "value": 0,
+    }));
+
+    let seen_no_value = seen(&text, &no_value);
+    let seen_no_attributes = seen(&text, &no_attributes);
+
+    assert_eq!(seen_no_value.sums, BTreeMap::from([(key("HOT", "2022", "", ""), 1), (key("HOT", "all", "", ""), 1)]));
+    assert_eq!(
+        seen_no_attributes.sums,
+        BTreeMap::from([(key("HOT", "2022", "", ""), 0), (key("HOT", "all", "", ""), 0)])
+    );
+}
+
+#[test]
+fn facts_of_another_kind_or_without_the_tag_do_not_count() {
+    let text = with_indicator(URGENT_HOTLINES);
+    let other_kind = fact(serde_json::json!({
+        "fact_id": "f4", "kind": "helpline_supported", "date": "2023-05-01", "tags": ["urgent"],
+    }));
+    let not_urgent = fact(serde_json::json!({
+        "fact_id": "f5", "kind": "hotline_supported", "date": "2023-05-01", "tags": ["online"],
+    }));
+    let no_tags = fact(serde_json::json!({"fact_id": "f6", "kind": "hotline_supported", "date": "2023-05-01"}));
+
+    for record in [other_kind, not_urgent, no_tags] {
+        assert_eq!(seen(&text, &record), Seen::default(), "{record:?}");
+    }
+}
+
+#[test]
+fn a_distinct_count_of_facts_counts_each_country_or_attribute_once() {
+    let countries = with_indicator(
+        r#"
+code = "CTY"
+objective = "knowledge"
+title = { en = "Countries with a hotline" }
+record = "fact"
+when = 'kind == "hotline_supported"'
+value = "distinct(countries)"
+date = "date"
+"#,
+    );
+    let partners = with_indicator(
+        r#"
+code = "PAR"
+objective = "knowledge"
+title = { en = "Partners" }
+record = "fact"
+value = "distinct(attributes.partner)"
+date = "date"
+breakdowns = [{ name = "area", field = "attributes.region" }]
+"#,
+    );
+    let record = fact(serde_json::json!({
+        "fact_id": "f7", "kind": "hotline_supported", "date": "2024-02-29", "countries": ["tg", "FR", "TG"],
+        "attributes": {"partner": "Point de Contact", "region": "europe"},
+    }));
+    let without_partner = fact(serde_json::json!({
+        "fact_id": "f8", "kind": "hotline_supported", "date": "2024-02-29", "attributes": {"region": "europe"},
+    }));
+
+    let seen_countries = seen(&countries, &record);
+    let seen_partners = seen(&partners, &record);
+
+    assert_eq!(seen_countries.items[&key("CTY", "2024", "", "")], ["FR", "TG"]);
+    assert_eq!(seen_partners.items[&key("PAR", "all", "", "")], ["Point de Contact"]);
+    assert_eq!(seen_partners.items[&key("PAR", "all", "area", "europe")], ["Point de Contact"]);
+    assert_eq!(seen(&partners, &without_partner), Seen::default());
+}
+
+#[test]
+fn a_when_sees_a_fact_with_cel_types_null_for_what_is_absent_and_lists_each_item_once() {
+    let when = |source: &str| {
+        with_indicator(&format!(
+            "code = \"W\"\nobjective = \"knowledge\"\ntitle = {{ en = \"w\" }}\nrecord = \"fact\"\nwhen = '{source}'\n\
+             value = \"count\"\ndate = \"date\"\n"
+        ))
+    };
+    let full = fact(serde_json::json!({
+        "fact_id": "f9", "kind": "k", "date": "2023-05-01", "member": "ecpat-france", "value": 7,
+        "countries": ["fr", "FR"], "tags": ["a", "b", "a"], "attributes": {"region": "europe"},
+    }));
+    let bare = fact(serde_json::json!({"fact_id": "f10", "kind": "k", "date": "2023-05-01"}));
+    let cases = [
+        ("value == 7 && type(value) == int", true, false),
+        ("value == 1", false, true),
+        (r#"date == "2023-05-01" && date >= "2023-01-01""#, true, true),
+        (r#"member == "ecpat-france""#, true, false),
+        ("member == null", false, true),
+        ("size(countries) == 1 && size(tags) == 2", true, false),
+        ("size(countries) == 0 && size(tags) == 0", false, true),
+        ("attributes == null", false, true),
+        (r#"attributes != null && "region" in attributes && attributes.region == "europe""#, true, false),
+        (r#"attributes != null && has(attributes.region)"#, true, false),
+        (r#"attributes == {"region": "europe"}"#, true, false),
+        (r#"attributes.?region.orValue("") == "europe""#, true, false),
+        (r#"attributes.?partner.orValue("none") == "none""#, true, true),
+    ];
+    for (source, full_counts, bare_counts) in cases {
+        let text = when(source);
+
+        let counted = |record: &Record| !seen(&text, record).sums.is_empty();
+
+        assert_eq!((counted(&full), counted(&bare)), (full_counts, bare_counts), "{source}");
+    }
+}
+
+#[test]
+fn a_map_field_is_refused_as_a_date_a_sum_a_breakdown_or_a_distinct_count_but_its_entries_are_not() {
+    let cases = [
+        (URGENT_HOTLINES.replace(r#"date = "date""#, r#"date = "attributes""#), "indicator HOT, key `date`"),
+        (
+            URGENT_HOTLINES.replace(r#"value = "sum(value)""#, r#"value = "sum(attributes)""#),
+            "indicator HOT, key `value`: sum(attributes) needs an integer field",
+        ),
+        (
+            URGENT_HOTLINES.replace(r#"value = "sum(value)""#, r#"value = "distinct(attributes)""#),
+            "indicator HOT, key `value`: \"attributes\" is a map",
+        ),
+        (
+            URGENT_HOTLINES.replace(r#""attributes.region""#, r#""attributes""#),
+            "indicator HOT, key `breakdowns`: \"attributes\" is a map",
+        ),
+        (
+            URGENT_HOTLINES.replace(r#""attributes.region""#, r#""attributes.Region""#),
+            "indicator HOT, key `breakdowns`: in \"attributes.Region\"",
+        ),
+        (
+            URGENT_HOTLINES.replace(r#""attributes.region""#, r#""countries.fr""#),
+            "indicator HOT, key `breakdowns`: \"countries.fr\" names an entry of \"countries\", which is a list field",
+        ),
+        (
+            URGENT_HOTLINES.replace(r#""attributes.region""#, r#""nothing.region""#),
+            "indicator HOT, key `breakdowns`: fact has no field \"nothing\"",
+        ),
+        (
+            URGENT_HOTLINES
+                .replace(r#"kind == "hotline_supported" && "urgent" in tags"#, r#"attributes.region == "europe""#),
+            r#"indicator HOT, key `when`: fails on a sample record: no entry "region"; attributes may lack it or be null: read it as attributes.?region.orValue("")"#,
+        ),
+        (
+            URGENT_HOTLINES.replace(r#"kind == "hotline_supported" && "urgent" in tags"#, r#""urgent" in labels"#),
+            "indicator HOT, key `when`: fact has no field \"labels\"",
+        ),
+    ];
+    for (body, expected) in cases {
+        let error = refusal(&body);
+
+        assert!(error.contains(expected), "{error:?} should contain {expected:?}");
+        assert!(!error.contains('\n'), "one line: {error:?}");
+    }
+    let entries = URGENT_HOTLINES.replace(r#"value = "sum(value)""#, r#"value = "distinct(attributes.partner)""#);
+    assert!(parse(&with_indicator(&entries)).is_ok());
+}
+
+#[test]
+fn facts_count_in_no_indicator_of_the_shipped_framework() {
+    let record = fact(serde_json::json!({
+        "fact_id": "f11", "kind": "hotline_supported", "date": "2019-05-01", "tags": ["urgent"],
+        "countries": ["FR"], "member": "ecpat-france", "attributes": {"region": "europe"},
+    }));
+    let mut out = Vec::new();
+
+    super::default().contributions_into(&record, &mut out);
+
+    assert!(out.is_empty(), "{out:?}");
+}

@@ -1,8 +1,10 @@
 //! An indicator's `when`: a CEL expression over a record's fields, compiled once when the
 //! framework is read, evaluated per record with only the fields it names.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock};
 
+use cel::objects::{Key, Map};
 use cel::{Context, Env, ExecutionError, Program};
 
 use super::fields::{self, Field, Kind, Value};
@@ -36,6 +38,7 @@ impl When {
         let references = program.references();
         let variables: Vec<&'static Field> =
             fields::of(record_type).iter().filter(|f| references.has_variable(f.name)).collect();
+        let map = variables.iter().find(|f| f.kind == Kind::Map).map(|f| f.name);
         let when = When { source: source.to_owned(), program, variables };
         match when.evaluate_with(|field| sample(field.kind)) {
             Ok(cel::Value::Bool(_)) => Ok(when),
@@ -44,6 +47,12 @@ impl When {
                 let known: Vec<&str> = fields::of(record_type).iter().map(|f| f.name).collect();
                 Err(format!("{} has no field {name:?} (its fields: {})", record_type.as_str(), known.join(", ")))
             }
+            // The sample map has one entry, `x`: an entry read without a test fails on it.
+            Err(ExecutionError::NoSuchKey(key)) if map.is_some() => Err(format!(
+                "fails on a sample record: no entry {key:?}; {map} may lack it or be null: read it as \
+                 {map}.?{key}.orValue(\"\")",
+                map = map.unwrap_or_default()
+            )),
             Err(e) => Err(format!("fails on a sample record: {e}")),
         }
     }
@@ -66,7 +75,8 @@ impl When {
     }
 }
 
-/// A field's value as CEL sees it: dates are `YYYY-MM-DD` strings.
+/// A field's value as CEL sees it: dates are `YYYY-MM-DD` strings, a map is a
+/// `map(string, string)`.
 fn cel_value(value: Value<'_>) -> cel::Value {
     match value {
         Value::Null => cel::Value::Null,
@@ -78,12 +88,20 @@ fn cel_value(value: Value<'_>) -> cel::Value {
         Value::List(items) => {
             cel::Value::List(Arc::new(items.into_iter().map(|i| cel::Value::String(Arc::new(i.to_owned()))).collect()))
         }
+        Value::Map(entries) => {
+            let entries: HashMap<Key, cel::Value> = entries
+                .iter()
+                .map(|(k, v)| (Key::String(Arc::new(k.clone())), cel::Value::String(Arc::new(v.clone()))))
+                .collect();
+            cel::Value::Map(Map { map: Arc::new(entries) })
+        }
     }
 }
 
 /// A value of each kind, for checking an expression when it is compiled.
 fn sample(kind: Kind) -> cel::Value {
     let date = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).expect("a date");
+    let map = BTreeMap::from([("x".to_owned(), "x".to_owned())]);
     cel_value(match kind {
         Kind::Text => Value::Text("x".into()),
         Kind::Int => Value::Int(1),
@@ -91,5 +109,6 @@ fn sample(kind: Kind) -> cel::Value {
         Kind::Date => Value::Date(date),
         Kind::Timestamp => Value::Timestamp(date.and_hms_opt(0, 0, 0).expect("a time").and_utc()),
         Kind::List => Value::List(vec!["x"]),
+        Kind::Map => Value::Map(&map),
     })
 }

@@ -46,6 +46,11 @@ impl<'a> Fields<'a> {
         self.map.keys()
     }
 
+    /// Every field of this object with its value, `null` included.
+    pub fn entries(&self) -> impl Iterator<Item = (&'a String, &'a Value)> + use<'a> {
+        self.map.iter()
+    }
+
     /// A field's value; `None` when it is absent or `null`.
     pub fn get(&self, name: &str) -> Option<&'a Value> {
         self.map.get(name).filter(|v| !v.is_null())
@@ -180,12 +185,7 @@ pub fn identifier(value: &Value, path: &(impl Display + ?Sized)) -> Result<Strin
 
 /// Free text: at most 2000 characters.
 pub fn free_text(value: &Value, path: &(impl Display + ?Sized)) -> Result<String> {
-    let text = string(value, path)?;
-    let count = text.chars().count();
-    if count > 2000 {
-        return Err(error(path, format!("must have at most 2000 characters, has {count}")));
-    }
-    Ok(text.to_owned())
+    short_text(value, path, 2000)
 }
 
 /// A text matching `^[a-z0-9][a-z0-9<extra>]{min_rest,max_rest}$`.
@@ -219,6 +219,35 @@ pub fn member(value: &Value, path: &(impl Display + ?Sized)) -> Result<String> {
 /// A social platform: `^[a-z0-9][a-z0-9_-]{0,31}$`.
 pub fn platform(value: &Value, path: &(impl Display + ?Sized)) -> Result<String> {
     code(value, path, 31, 0, &['_', '-'], "a platform name (^[a-z0-9][a-z0-9_-]{0,31}$)")
+}
+
+/// A slug (a fact's `kind`, a tag, an attribute's name): `^[a-z][a-z0-9_]{0,63}$`, each
+/// character a lower-case ASCII letter, a digit or `_`.
+pub fn is_slug(text: &str) -> bool {
+    let mut chars = text.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+    let rest = chars.as_str();
+    first_ok && rest.len() <= 63 && rest.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// A slug, `^[a-z][a-z0-9_]{0,63}$`; `what` names it in the error (`a kind`, `a tag`).
+pub fn slug(value: &Value, path: &(impl Display + ?Sized), what: &str) -> Result<String> {
+    let text = string(value, path)?;
+    if is_slug(text) {
+        Ok(text.to_owned())
+    } else {
+        Err(error(path, format!("{} is not {what} (^[a-z][a-z0-9_]{{0,63}}$)", quote(text))))
+    }
+}
+
+/// A string of at most `max` characters.
+pub fn short_text(value: &Value, path: &(impl Display + ?Sized), max: usize) -> Result<String> {
+    let text = string(value, path)?;
+    let count = text.chars().count();
+    if count > max {
+        return Err(error(path, format!("must have at most {max} characters, has {count}")));
+    }
+    Ok(text.to_owned())
 }
 
 /// An ISO 3166-1 alpha-2 country code (or `XK`), stored upper-case.

@@ -10,6 +10,8 @@ pub(crate) mod fields;
 pub mod parse;
 pub mod schema;
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use schema::{Country, Member};
 use serde::{Deserialize, Serialize};
@@ -75,6 +77,7 @@ str_enum!(
         ChildOutreach = "child_outreach",
         CapacityTraining = "capacity_training",
         MemberExpertise = "member_expertise",
+        Fact = "fact",
     }
 );
 
@@ -91,6 +94,7 @@ str_enum!(
         ChildOutreach = "org.ecpat.children.outreach.recorded",
         CapacityTraining = "org.ecpat.capacity.training.recorded",
         MemberExpertise = "org.ecpat.member.expertise.assessed",
+        Fact = "org.ecpat.fact.recorded",
         Withdrawal = "org.ecpat.record.withdrawn",
     }
 );
@@ -364,6 +368,27 @@ pub struct MemberExpertise {
     pub manifestations: Vec<Manifestation>,
 }
 
+/// What no other record type carries: a fact of some `kind`, counted by the frameworks
+/// that name it. Lists hold each item once, in order; `value` is 1 when the event has none.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Fact {
+    #[schema(min_length = 1, max_length = 256)]
+    pub fact_id: String,
+    #[schema(pattern = r"^[a-z][a-z0-9_]{0,63}$")]
+    pub kind: String,
+    pub date: NaiveDate,
+    #[schema(value_type = Option<Member>)]
+    pub member: Option<String>,
+    #[schema(value_type = Vec<Country>)]
+    pub countries: Vec<String>,
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
+    pub value: i64,
+    #[schema(schema_with = schema::slug_list)]
+    pub tags: Vec<String>,
+    #[schema(schema_with = schema::attributes)]
+    pub attributes: Option<BTreeMap<String, String>>,
+}
+
 /// A current record, as counted by the indicators.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "record_type", rename_all = "snake_case")]
@@ -378,6 +403,7 @@ pub enum Record {
     ChildOutreach(ChildOutreach),
     CapacityTraining(CapacityTraining),
     MemberExpertise(MemberExpertise),
+    Fact(Fact),
 }
 
 /// Identifies one versioned record: its type and its key fields, encoded as a JSON array
@@ -412,6 +438,7 @@ impl Record {
             Record::ChildOutreach(_) => RecordType::ChildOutreach,
             Record::CapacityTraining(_) => RecordType::CapacityTraining,
             Record::MemberExpertise(_) => RecordType::MemberExpertise,
+            Record::Fact(_) => RecordType::Fact,
         }
     }
 
@@ -433,6 +460,7 @@ impl Record {
             Record::ChildOutreach(r) => one(&r.outreach_id),
             Record::CapacityTraining(r) => one(&r.training_id),
             Record::MemberExpertise(r) => serde_json::to_string(&(&r.member, r.year)).expect("strings serialize"),
+            Record::Fact(r) => one(&r.fact_id),
         };
         RecordKey { record_type: self.record_type(), key }
     }

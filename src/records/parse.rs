@@ -1,16 +1,24 @@
 //! From an event's `type` and `data` to the changes it makes (docs/events.md).
 
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Display;
 
 use serde_json::Value;
 
 use super::fields::{
-    Fields, boolean, country, date, error, free_text, identifier, integer, member, one_of, platform, quote, timestamp,
+    Fields, boolean, country, date, error, free_text, identifier, integer, is_slug, member, one_of, platform, quote,
+    short_text, slug, timestamp,
 };
 use super::*;
 
 /// The largest metric total accepted.
 const MAX_METRIC: i64 = 1_000_000_000_000;
+
+/// The largest fact value accepted.
+const MAX_FACT_VALUE: i64 = 1_000_000_000_000;
+
+/// The most characters an attribute of a fact may have.
+const MAX_ATTRIBUTE: usize = 200;
 
 type Result<T> = std::result::Result<T, FieldError>;
 
@@ -80,6 +88,7 @@ pub fn parse_event_data(event_type: EventType, data: &Value) -> Result<Vec<Chang
             year: f.req("year", year)?,
             manifestations: f.req_list("manifestations", 0, one_of)?,
         }),
+        EventType::Fact => Record::Fact(fact(&f)?),
     };
     Ok(vec![Change::Upsert(record)])
 }
@@ -110,6 +119,41 @@ fn publication(f: &Fields) -> Result<Publication> {
         doi: f.opt("doi", free_text)?,
         url: f.opt("url", free_text)?,
     })
+}
+
+fn fact(f: &Fields) -> Result<Fact> {
+    Ok(Fact {
+        fact_id: f.req("fact_id", identifier)?,
+        kind: f.req("kind", |v, p| slug(v, p, "a kind"))?,
+        date: f.req("date", date)?,
+        member: f.opt("member", member)?,
+        countries: once_each(f.list("countries", 0, country)?),
+        value: f.opt("value", |v, p| integer(v, p, 0, MAX_FACT_VALUE))?.unwrap_or(1),
+        tags: once_each(f.list("tags", 0, |v, p| slug(v, p, "a tag"))?),
+        attributes: f.opt("attributes", attributes)?,
+    })
+}
+
+/// The items of a list, each once, in their first order.
+fn once_each(mut items: Vec<String>) -> Vec<String> {
+    let mut seen = HashSet::with_capacity(items.len());
+    items.retain(|item| seen.insert(item.clone()));
+    items
+}
+
+/// A fact's attributes: an object whose names are slugs and whose values are texts of at
+/// most 200 characters.
+fn attributes(value: &Value, path: &(impl Display + ?Sized)) -> Result<BTreeMap<String, String>> {
+    let fields = Fields::object(value, &path.to_string())?;
+    let mut out = BTreeMap::new();
+    for (name, text) in fields.entries() {
+        let at = fields.path(&field_name(name));
+        if !is_slug(name) {
+            return Err(error(&at, format!("{} is not an attribute name (^[a-z][a-z0-9_]{{0,63}}$)", quote(name))));
+        }
+        out.insert(name.clone(), short_text(text, &at, MAX_ATTRIBUTE)?);
+    }
+    Ok(out)
 }
 
 /// A snapshot gives one version per metric it carries.
@@ -166,6 +210,7 @@ fn withdrawal(f: &Fields) -> Result<Change> {
         RecordType::ChildOutreach => &["outreach_id"],
         RecordType::CapacityTraining => &["training_id"],
         RecordType::MemberExpertise => &["member", "year"],
+        RecordType::Fact => &["fact_id"],
     };
     if let Some(extra) = key.names().find(|name| !expected.contains(&name.as_str())) {
         return Err(error(
@@ -188,7 +233,7 @@ fn withdrawal(f: &Fields) -> Result<Change> {
 
 /// A field name for an error's path: as is when plain, else quoted (escaped, cut short).
 fn field_name(name: &str) -> String {
-    let plain = name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let plain = !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if plain { name.to_owned() } else { quote(name) }
 }
 

@@ -1,13 +1,15 @@
 //! The JSON Schema of records as the API shows them (in its OpenAPI document): derived from
 //! the record types, with the formats that `fields` checks and the `record_type` tag.
 
-use utoipa::openapi::schema::{AdditionalProperties, Discriminator, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::schema::{
+    AdditionalProperties, Discriminator, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+};
 use utoipa::openapi::{Array, Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 
 use super::{
-    AdvocacyInitiative, CapacityTraining, ChildOutreach, MediaStory, MemberExpertise, Publication, Record, RecordType,
-    SocialSeries, SurvivorParticipation, UnRecommendation, UnSubmission,
+    AdvocacyInitiative, CapacityTraining, ChildOutreach, Fact, MediaStory, MemberExpertise, Publication, Record,
+    RecordType, SocialSeries, SurvivorParticipation, UnRecommendation, UnSubmission,
 };
 
 /// An ECPAT member's code, e.g. `ecpat-france`.
@@ -51,6 +53,23 @@ pub fn free_text_list() -> RefOr<Schema> {
     Array::new(ObjectBuilder::new().schema_type(Type::String).max_length(Some(2000))).into()
 }
 
+/// A slug: `^[a-z][a-z0-9_]{0,63}$`.
+const SLUG: &str = r"^[a-z][a-z0-9_]{0,63}$";
+
+/// A list of slugs (a fact's `tags`).
+pub fn slug_list() -> RefOr<Schema> {
+    Array::new(ObjectBuilder::new().schema_type(Type::String).pattern(Some(SLUG))).into()
+}
+
+/// A fact's `attributes`: slug keys, texts of at most 200 characters; or null.
+pub fn attributes() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .property_names(Some(ObjectBuilder::new().schema_type(Type::String).pattern(Some(SLUG))))
+        .additional_properties(Some(ObjectBuilder::new().schema_type(Type::String).max_length(Some(200))))
+        .into()
+}
+
 /// `schema` (an object) with every property required and no other allowed: what a
 /// serialised struct without optional fields gives.
 pub fn strict(schema: RefOr<Schema>) -> RefOr<Schema> {
@@ -76,7 +95,7 @@ pub fn with_property(schema: RefOr<Schema>, name: &str, property: impl Into<RefO
 }
 
 /// Each kind of record and its schema (without the tag).
-fn variants() -> [(RecordType, RefOr<Schema>); 10] {
+fn variants() -> [(RecordType, RefOr<Schema>); 11] {
     [
         (RecordType::SocialPost, SocialSeries::schema()),
         (RecordType::Publication, Publication::schema()),
@@ -88,6 +107,7 @@ fn variants() -> [(RecordType, RefOr<Schema>); 10] {
         (RecordType::ChildOutreach, ChildOutreach::schema()),
         (RecordType::CapacityTraining, CapacityTraining::schema()),
         (RecordType::MemberExpertise, MemberExpertise::schema()),
+        (RecordType::Fact, Fact::schema()),
     ]
 }
 
@@ -130,6 +150,7 @@ impl ToSchema for Record {
         ChildOutreach::schemas(schemas);
         CapacityTraining::schemas(schemas);
         MemberExpertise::schemas(schemas);
+        Fact::schemas(schemas);
     }
 }
 

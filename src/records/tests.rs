@@ -1,6 +1,8 @@
 //! Parsing every event type of docs/events.md: valid data gives the expected, normalised
 //! changes; each broken rule gives a `FieldError` naming the field.
 
+use std::collections::BTreeMap;
+
 use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
 
@@ -91,6 +93,16 @@ fn valid(event_type: EventType) -> Value {
             "year": 2019,
             "manifestations": ["online", "trafficking", "travel_tourism"]
         }),
+        EventType::Fact => json!({
+            "fact_id": "fact-1",
+            "kind": "hotline_supported",
+            "date": "2019-07-01",
+            "member": "ecpat-france",
+            "countries": ["fr", "TG", "FR"],
+            "value": 3,
+            "tags": ["urgent", "online", "urgent"],
+            "attributes": {"region": "west_africa", "partner": "Point de Contact"}
+        }),
         EventType::Withdrawal => json!({
             "record_type": "publication",
             "key": {"publication_id": "pub-2019-01"}
@@ -167,7 +179,7 @@ fn chars(c: char, n: usize) -> String {
     std::iter::repeat_n(c, n).collect()
 }
 
-const RECORD_EVENT_TYPES: [EventType; 10] = [
+const RECORD_EVENT_TYPES: [EventType; 11] = [
     EventType::SocialSnapshot,
     EventType::Publication,
     EventType::UnSubmission,
@@ -178,6 +190,7 @@ const RECORD_EVENT_TYPES: [EventType; 10] = [
     EventType::ChildOutreach,
     EventType::CapacityTraining,
     EventType::MemberExpertise,
+    EventType::Fact,
 ];
 
 // ---- Valid events give the expected, normalised records. ----
@@ -454,6 +467,170 @@ fn every_documented_enumerated_value_is_accepted() {
     }
 }
 
+#[test]
+fn a_fact_is_parsed_with_its_lists_normalised_and_each_item_once() {
+    let data = valid(EventType::Fact);
+
+    let fact = record(EventType::Fact, &data);
+
+    assert_eq!(
+        fact,
+        Record::Fact(Fact {
+            fact_id: "fact-1".into(),
+            kind: "hotline_supported".into(),
+            date: day(2019, 7, 1),
+            member: Some("ecpat-france".into()),
+            countries: vec!["FR".into(), "TG".into()],
+            value: 3,
+            tags: vec!["urgent".into(), "online".into()],
+            attributes: Some(BTreeMap::from([
+                ("partner".to_owned(), "Point de Contact".to_owned()),
+                ("region".to_owned(), "west_africa".to_owned()),
+            ])),
+        })
+    );
+    assert_eq!(fact.key(), RecordKey { record_type: RecordType::Fact, key: r#"["fact-1"]"#.into() });
+}
+
+#[test]
+fn a_fact_with_only_its_required_fields_is_worth_1_and_has_no_member_list_or_attribute() {
+    let data = json!({"fact_id": "f", "kind": "k", "date": "2020-01-01"});
+
+    let fact = record(EventType::Fact, &data);
+
+    assert_eq!(
+        fact,
+        Record::Fact(Fact {
+            fact_id: "f".into(),
+            kind: "k".into(),
+            date: day(2020, 1, 1),
+            member: None,
+            countries: vec![],
+            value: 1,
+            tags: vec![],
+            attributes: None,
+        })
+    );
+}
+
+#[test]
+fn a_fact_may_have_empty_lists_and_empty_attributes() {
+    let data = with(&with(&valid(EventType::Fact), "countries", json!([])), "tags", json!([]));
+    let data = with(&data, "attributes", json!({}));
+
+    let fact = record(EventType::Fact, &data);
+
+    assert!(
+        matches!(&fact, Record::Fact(f) if f.countries.is_empty() && f.tags.is_empty() && f.attributes == Some(BTreeMap::new())),
+        "{fact:?}"
+    );
+}
+
+#[test]
+fn a_fact_kind_must_be_a_slug() {
+    let bad = [
+        json!(""),
+        json!("Hotline"),
+        json!("1hotline"),
+        json!("_hotline"),
+        json!("hotline-supported"),
+        json!("hotline supported"),
+        json!("hôtline"),
+        json!(chars('k', 65)),
+        json!(3),
+    ];
+
+    assert_rejects(EventType::Fact, "kind", &bad, "data.kind");
+    assert_accepts(EventType::Fact, "kind", &[json!("k"), json!("a1_b2"), json!(chars('k', 64))]);
+}
+
+#[test]
+fn a_fact_tag_must_be_a_slug_and_is_named_by_index() {
+    let cases = [
+        json!(["urgent", "Urgent"]),
+        json!(["urgent", "-x"]),
+        json!(["urgent", ""]),
+        json!(["urgent", chars('t', 65)]),
+        json!(["urgent", 7]),
+    ];
+
+    assert_rejects(EventType::Fact, "tags", &cases, "data.tags[1]");
+    assert_rejects(EventType::Fact, "tags", &[json!("urgent")], "data.tags");
+    assert_accepts(EventType::Fact, "tags", &[json!([chars('t', 64), "a"])]);
+}
+
+#[test]
+fn a_fact_attribute_name_must_be_a_slug() {
+    let cases = [
+        (json!({"Region": "x"}), "data.attributes.Region".to_owned()),
+        (json!({"region": "x", "1st": "x"}), "data.attributes.1st".to_owned()),
+        (json!({"": "x"}), r#"data.attributes."""#.to_owned()),
+        (json!({"the region": "x"}), r#"data.attributes."the region""#.to_owned()),
+        (json!({"région": "x"}), r#"data.attributes."région""#.to_owned()),
+        (json!({chars('a', 65): "x"}), format!("data.attributes.\"{}\"", chars('a', 65))),
+    ];
+    for (attributes, field) in cases {
+        assert_rejects(EventType::Fact, "attributes", &[attributes], &field);
+    }
+    assert_accepts(EventType::Fact, "attributes", &[json!({chars('a', 64): "x", "a": "x", "a_1": "x"})]);
+}
+
+#[test]
+fn a_fact_attribute_value_must_be_text_of_at_most_200_characters() {
+    let too_long = json!({"region": chars('r', 201)});
+    let not_text = [json!({"region": 3}), json!({"region": null}), json!({"region": ["x"]}), json!({"region": true})];
+
+    assert_rejects(EventType::Fact, "attributes", &[too_long], "data.attributes.region");
+    assert_rejects(EventType::Fact, "attributes", &not_text, "data.attributes.region");
+    assert_rejects(EventType::Fact, "attributes", &[json!(["region"]), json!("x")], "data.attributes");
+    assert_accepts(
+        EventType::Fact,
+        "attributes",
+        &[json!({"region": chars('r', 200)}), json!({"region": chars('é', 200)}), json!({"region": ""})],
+    );
+}
+
+#[test]
+fn a_fact_value_is_an_integer_from_0_to_a_trillion() {
+    let bad = [json!(-1), json!(1_000_000_000_001_i64), json!(1.5), json!("3"), json!(true), json!(u64::MAX)];
+
+    assert_rejects(EventType::Fact, "value", &bad, "data.value");
+    for value in [0_i64, 1_000_000_000_000] {
+        let fact = record(EventType::Fact, &with(&valid(EventType::Fact), "value", json!(value)));
+
+        assert!(matches!(&fact, Record::Fact(f) if f.value == value), "{fact:?}");
+    }
+}
+
+#[test]
+fn a_fact_value_that_is_absent_or_null_is_1() {
+    for data in [without(&valid(EventType::Fact), "value"), with(&valid(EventType::Fact), "value", Value::Null)] {
+        let fact = record(EventType::Fact, &data);
+
+        assert!(matches!(&fact, Record::Fact(f) if f.value == 1), "{fact:?}");
+    }
+}
+
+#[test]
+fn a_fact_country_must_be_an_assigned_code_and_is_named_by_index() {
+    let bad = [json!(["FR", "ZZ"]), json!(["FR", "UK"]), json!(["FR", "fra"]), json!(["FR", 250])];
+
+    assert_rejects(EventType::Fact, "countries", &bad, "data.countries[1]");
+    assert_rejects(EventType::Fact, "countries", &[json!("FR")], "data.countries");
+}
+
+#[test]
+fn a_fact_error_is_one_line_naming_the_field() {
+    let data = with(&valid(EventType::Fact), "attributes", json!({"region": chars('r', 201)}));
+
+    let error = parse_event_data(EventType::Fact, &data).unwrap_err();
+
+    assert_eq!(error.to_string(), "data.attributes.region: must have at most 200 characters, has 201");
+    let data = with(&valid(EventType::Fact), "kind", json!("Hotline"));
+    let error = parse_event_data(EventType::Fact, &data).unwrap_err();
+    assert_eq!(error.to_string(), r#"data.kind: "Hotline" is not a kind (^[a-z][a-z0-9_]{0,63}$)"#);
+}
+
 // ---- Withdrawals. ----
 
 #[test]
@@ -468,6 +645,7 @@ fn a_withdrawal_names_the_same_key_as_the_record_it_withdraws() {
         (EventType::ChildOutreach, "child_outreach", json!({"outreach_id": "out-1"})),
         (EventType::CapacityTraining, "capacity_training", json!({"training_id": "train-1"})),
         (EventType::MemberExpertise, "member_expertise", json!({"member": "ecpat-france", "year": 2019})),
+        (EventType::Fact, "fact", json!({"fact_id": "fact-1"})),
     ];
     for (event_type, record_type, key) in cases {
         let withdrawal = json!({"record_type": record_type, "key": key});
@@ -571,7 +749,7 @@ fn a_withdrawal_key_follows_the_rules_of_its_fields() {
 
 #[test]
 fn each_missing_required_field_is_named() {
-    let required: [(EventType, &[&str]); 11] = [
+    let required: [(EventType, &[&str]); 12] = [
         (EventType::SocialSnapshot, &["platform", "post_id", "member", "published_at", "metrics"]),
         (EventType::Publication, &["publication_id", "title", "scope", "contributed", "published_on"]),
         (EventType::UnSubmission, &["submission_id", "mechanism", "country", "submitted_on", "in_alliance", "members"]),
@@ -582,6 +760,7 @@ fn each_missing_required_field_is_named() {
         (EventType::ChildOutreach, &["outreach_id", "organisation", "organisation_kind", "channel", "regular", "date"]),
         (EventType::CapacityTraining, &["training_id", "title", "held_on", "beneficiaries"]),
         (EventType::MemberExpertise, &["member", "year"]),
+        (EventType::Fact, &["fact_id", "kind", "date"]),
         (EventType::Withdrawal, &["record_type", "key"]),
     ];
     for (event_type, fields) in required {
@@ -687,6 +866,7 @@ fn member_codes_must_match_the_pattern() {
     assert_rejects(EventType::SocialSnapshot, "member", &bad, "data.member");
     assert_rejects(EventType::MemberExpertise, "member", &bad, "data.member");
     assert_rejects(EventType::ChildOutreach, "organisation", &bad, "data.organisation");
+    assert_rejects(EventType::Fact, "member", &bad, "data.member");
 }
 
 #[test]
@@ -752,6 +932,7 @@ fn countries_must_be_assigned_iso_alpha_2_codes() {
     assert_rejects(EventType::UnRecommendation, "country", &bad, "data.country");
     assert_rejects(EventType::SurvivorParticipation, "country", &bad, "data.country");
     assert_rejects(EventType::Publication, "countries", &[json!(["FR", "UK"])], "data.countries[1]");
+    assert_rejects(EventType::Fact, "countries", &[json!(["FR", "UK"])], "data.countries[1]");
 }
 
 #[test]
@@ -771,7 +952,7 @@ fn countries_are_case_insensitive_and_kosovo_is_accepted() {
 
 // ---- Dates and timestamps. ----
 
-const DATE_FIELDS: [(EventType, &str); 8] = [
+const DATE_FIELDS: [(EventType, &str); 9] = [
     (EventType::Publication, "published_on"),
     (EventType::UnSubmission, "submitted_on"),
     (EventType::UnRecommendation, "decided_on"),
@@ -780,6 +961,7 @@ const DATE_FIELDS: [(EventType, &str); 8] = [
     (EventType::SurvivorParticipation, "date"),
     (EventType::ChildOutreach, "date"),
     (EventType::CapacityTraining, "held_on"),
+    (EventType::Fact, "date"),
 ];
 
 #[test]
@@ -873,7 +1055,7 @@ fn published_at_at_the_ends_of_the_range_is_accepted_and_kept_in_utc() {
 
 // ---- Identifiers and free text. ----
 
-const IDENTIFIER_FIELDS: [(EventType, &str); 11] = [
+const IDENTIFIER_FIELDS: [(EventType, &str); 12] = [
     (EventType::SocialSnapshot, "post_id"),
     (EventType::SocialSnapshot, "publication_id"),
     (EventType::Publication, "publication_id"),
@@ -884,6 +1066,7 @@ const IDENTIFIER_FIELDS: [(EventType, &str); 11] = [
     (EventType::SurvivorParticipation, "participation_id"),
     (EventType::ChildOutreach, "outreach_id"),
     (EventType::CapacityTraining, "training_id"),
+    (EventType::Fact, "fact_id"),
     (EventType::UnRecommendation, "paragraph"),
 ];
 
@@ -1082,13 +1265,14 @@ fn unknown_data_fields_are_accepted_and_ignored() {
 
 #[test]
 fn optional_fields_may_be_absent_or_null() {
-    let optional: [(EventType, &[&str]); 6] = [
+    let optional: [(EventType, &[&str]); 7] = [
         (EventType::SocialSnapshot, &["publication_id", "url"]),
         (EventType::Publication, &["themes", "doi", "url"]),
         (EventType::UnSubmission, &["cycle", "document"]),
         (EventType::UnRecommendation, &["document", "paragraph"]),
         (EventType::MediaStory, &["url"]),
         (EventType::AdvocacyInitiative, &["partners"]),
+        (EventType::Fact, &["member", "countries", "value", "tags", "attributes"]),
     ];
     for (event_type, fields) in optional {
         let mut absent = valid(event_type);
