@@ -411,7 +411,7 @@ async fn the_configuration_folder_is_read_and_a_missing_one_is_one_error_line() 
     // The folder's own settings are read: here, JSON logs.
     std::fs::write(config.join("local.toml"), "[log]\nformat = \"json\"\n").unwrap();
     let mut recompute = binary(&elsewhere, &["--config-dir", config.to_str().unwrap(), "recompute"], &[]);
-    recompute.envs(worker_vars(&env, &http).iter().map(|(k, v)| (k, v)));
+    recompute.envs(worker_vars(&env, &http).iter().map(|(k, v)| (k, v))).env("RUST_LOG", "info");
     let (status, stderr) = finish(recompute, WAIT).await;
     assert!(status.success(), "recompute with the folder's settings: {stderr}");
     assert!(

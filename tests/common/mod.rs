@@ -108,6 +108,9 @@ impl TestEnv {
             .current_dir(crate_dir())
             .envs(binary_env(&self.settings))
             .env("RUST_LOG", "warn")
+            // Errors as a user sees them: one line, without a backtrace.
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LIB_BACKTRACE")
             .stdin(Stdio::null())
             .kill_on_drop(true);
         tokio::time::timeout(Duration::from_secs(60), command.output())

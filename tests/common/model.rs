@@ -50,6 +50,7 @@ fn record_type_of(event_type: &str) -> &'static str {
         "org.ecpat.children.outreach.recorded" => "child_outreach",
         "org.ecpat.capacity.training.recorded" => "capacity_training",
         "org.ecpat.member.expertise.assessed" => "member_expertise",
+        "org.ecpat.fact.recorded" => "fact",
         other => panic!("model: unexpected type {other}"),
     }
 }
@@ -65,6 +66,7 @@ fn key_of(record_type: &str, d: &Value) -> Vec<String> {
         "survivor_participation" => &["participation_id"],
         "child_outreach" => &["outreach_id"],
         "capacity_training" => &["training_id"],
+        "fact" => &["fact_id"],
         _ => &["member", "year"],
     };
     fields.iter().map(|f| s(&d[*f])).collect()
@@ -74,7 +76,7 @@ fn key_of(record_type: &str, d: &Value) -> Vec<String> {
 /// with key [platform, post_id, metric], the metric's value under `data["value"]` (from the
 /// series' latest version) and the post's attributes from its latest snapshot, whichever
 /// metrics that one carries.
-fn current_records(arrivals: &[Value]) -> BTreeMap<(String, Vec<String>), Value> {
+pub fn current_records(arrivals: &[Value]) -> BTreeMap<(String, Vec<String>), Value> {
     let mut seen = HashSet::new();
     let events: Vec<&Value> = arrivals.iter().filter(|e| seen.insert((s(&e["source"]), s(&e["id"])))).collect();
     // Every version of every key, None for withdrawals.
@@ -257,6 +259,8 @@ pub fn values(arrivals: &[Value]) -> Values {
                     acc.item("ND3", &s(&d["year"]), "", "", &s(&d["member"]));
                 }
             }
+            // Facts count in no indicator of the default framework.
+            "fact" => {}
             other => panic!("model: unexpected record type {other}"),
         }
     }
