@@ -13,6 +13,11 @@ usage: scripts/bench [options]
   --latency-seconds S   length of the latency run (20)
   --only LIST           scenarios, comma-separated (all by default):
                         one, two, peers, baseline, latency
+  --frameworks F        frameworks loaded before the drains: 1 (the default one) or 2
+                        (and a copy of it under another id: twice the counting) (1)
+  --worker-migrates     the workers create their tables themselves (the benchmark only
+                        creates the database): to compare versions with BENCH_WORKER
+                        whose migrations differ
   --help                this text
 
 The naive peer runs only with one event per message. See docs/performance.md.";
@@ -33,6 +38,10 @@ pub struct Args {
     pub repeat: usize,
     /// Which scenarios to run (all by default).
     only: Vec<String>,
+    /// Frameworks loaded before each drain (1 or 2).
+    pub frameworks: usize,
+    /// The workers migrate their database themselves.
+    pub worker_migrates: bool,
 }
 
 impl Args {
@@ -51,6 +60,8 @@ pub fn parse() -> Args {
         latency_seconds: 20,
         repeat: 3,
         only: SCENARIOS.map(String::from).to_vec(),
+        frameworks: 1,
+        worker_migrates: false,
     };
     let mut raw = std::env::args().skip(1);
     while let Some(option) = raw.next() {
@@ -65,12 +76,20 @@ pub fn parse() -> Args {
             "--latency-seconds" => args.latency_seconds = number(value()) as u64,
             "--repeat" => args.repeat = number(value()).max(1),
             "--only" => args.only = value().split(',').map(String::from).collect(),
+            "--frameworks" => args.frameworks = number(value()),
+            "--worker-migrates" => args.worker_migrates = true,
             "--help" | "-h" => {
                 println!("{USAGE}");
                 std::process::exit(0);
             }
             other => fail(&format!("unknown option {other}")),
         }
+    }
+    if !(1..=2).contains(&args.frameworks) {
+        fail("--frameworks must be 1 or 2");
+    }
+    if args.worker_migrates && args.frameworks != 1 {
+        fail("--worker-migrates loads no framework of its own: use it with --frameworks 1");
     }
     if let Some(unknown) = args.only.iter().find(|s| !SCENARIOS.contains(&s.as_str())) {
         fail(&format!("unknown scenario {unknown}"));

@@ -43,7 +43,14 @@ fn backlog(args: &args::Args, seed: u64, n: usize) -> Vec<Value> {
 #[tokio::main]
 async fn main() {
     let args = args::parse();
+    scenario::SETUP.set((args.frameworks, args.worker_migrates)).expect("set once");
     println!("machine: {}", machine::describe());
+    if args.frameworks == 2 {
+        println!("frameworks: the default one and a copy of it (every record counted twice)");
+    }
+    if args.worker_migrates {
+        println!("the workers create their own tables (the drain includes their migration)");
+    }
     let mode = if args.distinct {
         "all distinct records: each event a record of its own, no corrections, no duplicates"
     } else {

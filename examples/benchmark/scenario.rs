@@ -11,6 +11,10 @@ use sqlx::PgPool;
 
 use crate::isolated;
 
+/// How each scenario's database is prepared (`--frameworks`, `--worker-migrates`), set
+/// once by `main`.
+pub static SETUP: std::sync::OnceLock<(usize, bool)> = std::sync::OnceLock::new();
+
 /// One scenario's database, exchange and queue.
 pub struct Scenario {
     pub name: String,
@@ -22,7 +26,21 @@ impl Scenario {
     pub async fn new(label: &str) -> Scenario {
         let name = format!("bench_{label}_{}", std::process::id());
         let settings = isolated::settings(&name);
+        let &(frameworks, worker_migrates) = SETUP.get().unwrap_or(&(1, false));
+        if worker_migrates {
+            use sqlx::migrate::MigrateDatabase;
+            sqlx::Postgres::create_database(&settings.database.url).await.expect("PostgreSQL is reachable");
+            let pool = PgPool::connect(&settings.database.url).await.expect("PostgreSQL is reachable");
+            return Scenario { name, settings, pool };
+        }
         let pool = ecpat_indicators::app::migrate(&settings).await.expect("PostgreSQL is reachable");
+        if frameworks == 2 {
+            // A copy of the default framework under another id: every record counts twice.
+            let text = ecpat_indicators::framework::DEFAULT_TEXT
+                .replace(&format!("id = \"{}\"", ecpat_indicators::framework::DEFAULT_ID), "id = \"copy-2018-2021\"");
+            let framework = ecpat_indicators::framework::document::parse(&text).expect("the copy reads");
+            ecpat_indicators::store::recompute::load(&pool, framework, &text).await.expect("the copy loads");
+        }
         Scenario { name, settings, pool }
     }
 
@@ -47,8 +65,9 @@ impl Scenario {
         command.spawn().expect("build the worker first: cargo build --release")
     }
 
+    /// Events stored (0 while a worker that migrates has not created the table yet).
     pub async fn stored(&self) -> i64 {
-        sqlx::query_scalar("select count(*) from events").fetch_one(&self.pool).await.unwrap()
+        sqlx::query_scalar("select count(*) from events").fetch_one(&self.pool).await.unwrap_or(0)
     }
 
     /// Messages ready in the queue (not yet delivered to a worker).

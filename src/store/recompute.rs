@@ -70,15 +70,21 @@ pub struct Loading {
 pub async fn load(pool: &PgPool, framework: Framework, text: &str) -> anyhow::Result<Loading> {
     let mut tx = pool.begin().await?;
     super::lock(&mut tx).await?;
-    let version = frameworks::store(&mut tx, &framework, text).await?;
+    let loading = load_locked(&mut tx, framework, text).await?;
+    tx.commit().await?;
+    Ok(loading)
+}
+
+/// [`load`], in a transaction that holds the apply lock.
+async fn load_locked(tx: &mut PgConnection, framework: Framework, text: &str) -> anyhow::Result<Loading> {
+    let version = frameworks::store(&mut *tx, &framework, text).await?;
     let indicators = framework.indicators.len();
     let id = framework.id.clone();
     let only = Frameworks {
         generation: 0,
         loaded: vec![Loaded { framework, version, loaded_at: chrono::Utc::now(), sha256: String::new() }],
     };
-    let records = rebuild(&mut tx, &only).await?;
-    tx.commit().await?;
+    let records = rebuild(&mut *tx, &only).await?;
     Ok(Loading { id, version, indicators, records })
 }
 
@@ -95,8 +101,9 @@ pub async fn load_default_if_none(pool: &PgPool) -> anyhow::Result<Option<Loadin
         // Another process loaded it meanwhile.
         return Ok(None);
     }
-    tx.rollback().await?;
-    Ok(Some(load(pool, framework, crate::framework::DEFAULT_TEXT).await?))
+    let loading = load_locked(&mut tx, framework, crate::framework::DEFAULT_TEXT).await?;
+    tx.commit().await?;
+    Ok(Some(loading))
 }
 
 /// Under the apply lock: replaces the tallies of `frameworks` with the values computed
