@@ -314,12 +314,12 @@ fn a_framework_counts_facts_of_a_kind_with_a_tag_and_sums_their_value() {
 
     let seen = seen(&text, &three);
 
-    for period in ["2023", "all"] {
+    for period in ["2023", "all", "2022-2026"] {
         assert_eq!(seen.sums[&key("HOT", period, "", "")], 3);
         assert_eq!(seen.sums[&key("HOT", period, "region", "west_africa")], 3);
         assert_eq!(seen.sums[&key("HOT", period, "country", "FR")], 3);
     }
-    assert_eq!(seen.sums.len(), 6, "{seen:?}");
+    assert_eq!(seen.sums.len(), 9, "{seen:?}");
 }
 
 #[test]
@@ -336,10 +336,22 @@ fn a_fact_without_a_value_adds_1_and_one_without_the_attribute_gives_no_breakdow
     let seen_no_value = seen(&text, &no_value);
     let seen_no_attributes = seen(&text, &no_attributes);
 
-    assert_eq!(seen_no_value.sums, BTreeMap::from([(key("HOT", "2022", "", ""), 1), (key("HOT", "all", "", ""), 1)]));
+    let span = "2022-2026";
+    assert_eq!(
+        seen_no_value.sums,
+        BTreeMap::from([
+            (key("HOT", "2022", "", ""), 1),
+            (key("HOT", "all", "", ""), 1),
+            (key("HOT", span, "", ""), 1)
+        ])
+    );
     assert_eq!(
         seen_no_attributes.sums,
-        BTreeMap::from([(key("HOT", "2022", "", ""), 0), (key("HOT", "all", "", ""), 0)])
+        BTreeMap::from([
+            (key("HOT", "2022", "", ""), 0),
+            (key("HOT", "all", "", ""), 0),
+            (key("HOT", span, "", ""), 0)
+        ])
     );
 }
 
