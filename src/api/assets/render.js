@@ -1,5 +1,6 @@
 // The dashboard's rendering: the static text and controls, the objectives of the framework
-// shown, and the indicator cards with their targets, breakdowns and yearly bar charts.
+// shown, and the indicator cards with their baselines, targets, breakdowns and yearly bar
+// charts.
 
 import { PLATFORMS } from './strings.js';
 import { apiLink, currentFramework, frameworkYears, localTitle, span, state, storeLanguage, t } from './state.js';
@@ -231,20 +232,37 @@ export function renderValue(article, value) {
   article.dataset.rendered = 'true';
 }
 
+function hasNumber(value) {
+  return typeof value === 'number';
+}
+
+function goal(term, className, text, id) {
+  const attributes = id ? { class: className, id, text } : { class: className, text };
+  return element('div', { class: 'goal' }, [element('dt', { text: term }), element('dd', attributes)]);
+}
+
+// The baseline, the target of the period and the progress towards it (the value over the
+// target, as a fraction, a percentage and a bar), each when the framework gives it.
 export function renderTarget(article, indicator) {
   const box = article.querySelector('.target');
-  if (indicator.target === null || indicator.target === undefined || indicator.target <= 0) {
-    box.replaceChildren(element('p', { class: 'no-target', text: t().noTarget }));
+  const goals = [];
+  if (hasNumber(indicator.baseline)) goals.push(goal(t().baseline, 'baseline', formatNumber(indicator.baseline)));
+  if (!hasNumber(indicator.target)) {
+    const noTarget = element('p', { class: 'no-target', text: t().noTarget });
+    box.replaceChildren(...(goals.length ? [element('dl', { class: 'goals' }, goals)] : []), noTarget);
+    return;
+  }
+  goals.push(goal(t().target, 'target-value', formatNumber(indicator.target)));
+  if (indicator.target <= 0) {
+    box.replaceChildren(element('dl', { class: 'goals' }, goals));
     return;
   }
   const percent = Math.round((100 * indicator.value) / indicator.target);
-  const id = `target-${indicator.code}`;
+  const id = `progress-${indicator.code}`;
+  const progress = t().progressText(formatNumber(indicator.value), formatNumber(indicator.target), formatNumber(percent));
+  goals.push(goal(t().progress, 'progress-text', progress, id));
   box.replaceChildren(
-    element('p', {
-      id,
-      class: 'target-text',
-      text: t().target(formatNumber(indicator.target), formatNumber(percent)),
-    }),
+    element('dl', { class: 'goals' }, goals),
     element('progress', {
       max: String(indicator.target),
       value: String(Math.min(indicator.value, indicator.target)),
