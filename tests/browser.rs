@@ -225,9 +225,14 @@ async fn the_dashboard_shows_the_api_values_and_follows_the_stream_without_reloa
     let browser = Browser::open(&driver).await;
 
     let outcome = AssertUnwindSafe(dashboard_scenario(&mut env, w, &browser)).catch_unwind().await;
+    finish(outcome, "dashboard", browser, driver, env).await;
+}
 
+/// After a scenario: a screenshot of the page if it failed, then the browser, chromedriver,
+/// the worker, the broker objects and the database are gone, and a failure is passed on.
+async fn finish(outcome: std::thread::Result<()>, label: &str, browser: Browser, driver: Chromedriver, env: TestEnv) {
     if outcome.is_err() {
-        let path = std::env::temp_dir().join(format!("ecpat-browser-failure-{}.png", std::process::id()));
+        let path = std::env::temp_dir().join(format!("ecpat-browser-failure-{label}-{}.png", std::process::id()));
         browser.screenshot(&path).await;
         eprintln!("screenshot of the failed page: {}", path.display());
     }
@@ -317,4 +322,237 @@ async fn dashboard_scenario(env: &mut TestEnv, w: usize, browser: &Browser) {
     browser.wait_for("the page in English", language, json!([]), english.clone()).await;
     browser.refresh().await;
     browser.wait_for("English after a reload", language, json!([]), english).await;
+}
+
+/// A second framework, loaded beside the default one: five years, one objective, two
+/// indicators over publications, one with a baseline and targets.
+const SECOND_FRAMEWORK: &str = r#"
+id = "test-2022-2026"
+title = { fr = "Cadre de test 2022-2026", en = "Test framework 2022-2026" }
+years = [2022, 2026]
+
+[[objectives]]
+code = "research"
+title = { fr = "Recherche", en = "Research" }
+
+[[indicators]]
+code = "RS1"
+objective = "research"
+title = { fr = "Études nationales publiées", en = "National studies published" }
+record = "publication"
+when = 'scope == "national"'
+value = "count"
+date = "published_on"
+breakdowns = [{ name = "country", field = "countries" }]
+baseline = 1
+targets = { 2023 = 4, "2022-2026" = 10 }
+
+[[indicators]]
+code = "RS2"
+objective = "research"
+title = { fr = "Publications", en = "Publications" }
+record = "publication"
+value = "count"
+date = "published_on"
+"#;
+
+const SECOND: &str = "test-2022-2026";
+
+/// A national publication about `countries` (counted in RS1 of the second framework).
+fn national(id: &str, publication_id: &str, countries: &[&str], published_on: &str) -> Value {
+    event(
+        "urn:ecpat:fr:research-team",
+        id,
+        "2023-06-01T10:00:00Z",
+        PUBLICATION,
+        json!({
+            "publication_id": publication_id, "title": "National study",
+            "scope": "national", "countries": countries, "themes": ["online"], "contributed": true,
+            "published_on": published_on,
+        }),
+    )
+}
+
+/// What a card of the page shows of its baseline, target and progress (null when absent).
+const GOALS: &str = "const card = document.querySelector(`[data-code=\"${arguments[0]}\"]`); \
+    const text = (selector) => { const node = card && card.querySelector(selector); return node ? node.textContent : null; }; \
+    const bar = card && card.querySelector('.target progress'); \
+    return {value: text('.value'), baseline: text('.baseline'), target: text('.target-value'), \
+            progress: text('.progress-text'), bar: bar ? [bar.value, bar.max] : null, none: text('.no-target')};";
+
+#[tokio::test]
+async fn the_dashboard_shows_the_framework_picked_in_its_selector_and_follows_it_live() {
+    let driver = Chromedriver::start().await;
+    let mut env = TestEnv::new("browser_framework").await;
+    let document = ecpat_indicators::framework::document::parse(SECOND_FRAMEWORK).expect("the test framework reads");
+    ecpat_indicators::store::recompute::load(&env.pool, document, SECOND_FRAMEWORK)
+        .await
+        .expect("the test framework loads");
+    let w = env.spawn_worker();
+    env.worker(w).wait_ready(WAIT).await;
+    let browser = Browser::open(&driver).await;
+
+    let outcome = AssertUnwindSafe(framework_scenario(&mut env, w, &browser)).catch_unwind().await;
+    finish(outcome, "framework", browser, driver, env).await;
+}
+
+async fn framework_scenario(env: &mut TestEnv, w: usize, browser: &Browser) {
+    // Arrange: two national publications in 2023 and a global one in 2024, through the worker.
+    env.publish(&[
+        national("n1", "nat-1", &["fr"], "2023-03-01"),
+        national("n2", "nat-2", &["be"], "2023-09-15"),
+        publication("g1", "glob-1", "global", "2024-02-01"),
+    ])
+    .await;
+    env.wait_for_counts(3, 0, WAIT).await;
+    let (status, list) = env.worker(w).get(&format!("/api/v1/indicators?framework={SECOND}&period=2023")).await;
+    assert_eq!(status, 200);
+    let shown: Vec<Value> =
+        list["indicators"].as_array().unwrap().iter().map(|i| json!([i["code"], i["value"], i["target"]])).collect();
+    assert_eq!(shown, vec![json!(["RS1", 2, 4]), json!(["RS2", 2, null])]);
+
+    // The page opens on the default framework; the selector lists both by their titles.
+    browser.navigate(&format!("http://{}/", env.worker(w).http)).await;
+    browser.wait_for("KE1 of the default framework", VALUE, json!(["KE1"]), json!("1")).await;
+    let picker = "const s = document.getElementById('framework'); \
+                  return [s.labels[0].textContent, s.value, [...s.options].map(o => [o.value, o.textContent])]";
+    browser
+        .wait_for(
+            "the framework selector",
+            picker,
+            json!([]),
+            json!([
+                "Cadre stratégique",
+                "ecpat-2018-2021",
+                [
+                    ["ecpat-2018-2021", "Cadre stratégique du réseau ECPAT 2018-2021"],
+                    [SECOND, "Cadre de test 2022-2026"],
+                ]
+            ]),
+        )
+        .await;
+    browser.execute("window.__marker = 'before-switch'", json!([])).await;
+
+    // Act: pick the second framework.
+    browser.click(&format!("#framework option[value=\"{SECOND}\"]")).await;
+
+    // Its objective and its two indicators replace the default framework's, with its values.
+    let outline = "return [...document.querySelectorAll('main section')].map(s => \
+         [s.querySelector('h2').textContent, [...s.querySelectorAll('article[data-code]')].map(a => a.dataset.code)])";
+    browser.wait_for("the second framework's cards", outline, json!([]), json!([["Recherche", ["RS1", "RS2"]]])).await;
+    browser.wait_for("RS1 for all years", VALUE, json!(["RS1"]), json!("2")).await;
+    browser.wait_for("RS2 for all years", VALUE, json!(["RS2"]), json!("3")).await;
+    let title =
+        browser.execute("return document.querySelector('[data-code=\"RS1\"] h3 .title').textContent", json!([])).await;
+    assert_eq!(title, json!("Études nationales publiées"));
+    let search = browser.execute("return location.search", json!([])).await;
+    assert_eq!(search, json!(format!("?framework={SECOND}")), "the framework is kept in the page's address");
+
+    // The period selector offers all years, the framework's span and its years.
+    let periods = browser
+        .execute(
+            "return [...document.querySelectorAll('#period option')].map(o => [o.value, o.textContent])",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        periods,
+        json!([
+            ["all", "Toutes les années"],
+            ["2022-2026", "2022-2026 (toute la stratégie)"],
+            ["2022", "2022"],
+            ["2023", "2023"],
+            ["2024", "2024"],
+            ["2025", "2025"],
+            ["2026", "2026"],
+        ])
+    );
+
+    // No target for all years, but the baseline.
+    browser
+        .wait_for(
+            "RS1's baseline without a target",
+            GOALS,
+            json!(["RS1"]),
+            json!({"value": "2", "baseline": "1", "target": null, "progress": null, "bar": null,
+                   "none": "Pas d’objectif pour cette période"}),
+        )
+        .await;
+
+    // 2023 has a target: the card shows it and the progress towards it.
+    browser.click("#period option[value=\"2023\"]").await;
+    browser
+        .wait_for(
+            "RS1's target and progress in 2023",
+            GOALS,
+            json!(["RS1"]),
+            json!({"value": "2", "baseline": "1", "target": "4", "progress": "2 / 4 (50\u{a0}%)", "bar": [2, 4],
+                   "none": null}),
+        )
+        .await;
+    let links = browser
+        .execute(
+            "return [document.querySelector('[data-code=\"RS1\"] .evidence a').getAttribute('href'), \
+             document.getElementById('csv-link').getAttribute('href')]",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        links,
+        json!([
+            format!("/api/v1/indicators/RS1/records?framework={SECOND}&period=2023"),
+            format!("/api/v1/export.csv?framework={SECOND}&period=2023"),
+        ])
+    );
+
+    // A new national publication of 2023 updates the value and the progress live.
+    env.publish(&[national("n3", "nat-3", &["de"], "2023-11-20")]).await;
+    env.wait_for_counts(4, 0, WAIT).await;
+    let (status, one) = env.worker(w).get(&format!("/api/v1/indicators/RS1?framework={SECOND}&period=2023")).await;
+    assert_eq!((status, &one["value"]), (200, &json!(3)));
+    browser
+        .wait_for(
+            "RS1's new value and progress from the stream",
+            GOALS,
+            json!(["RS1"]),
+            json!({"value": "3", "baseline": "1", "target": "4", "progress": "3 / 4 (75\u{a0}%)", "bar": [3, 4],
+                   "none": null}),
+        )
+        .await;
+    // Its breakdown is fetched again (equal values are listed in the order of their codes).
+    browser
+        .wait_for(
+            "RS1's re-fetched breakdown",
+            "return [...document.querySelectorAll('[data-code=\"RS1\"] .breakdowns tbody th')].map(h => h.textContent)",
+            json!([]),
+            json!(["Belgique (BE)", "Allemagne (DE)", "France (FR)"]),
+        )
+        .await;
+    let same_page =
+        browser.execute("return [performance.getEntriesByType('navigation').length, window.__marker]", json!([])).await;
+    assert_eq!(same_page, json!([1, "before-switch"]), "the page must update without reloading");
+
+    // The span shows the whole strategy's target.
+    browser.click("#period option[value=\"2022-2026\"]").await;
+    browser
+        .wait_for(
+            "RS1's target over the span",
+            GOALS,
+            json!(["RS1"]),
+            json!({"value": "3", "baseline": "1", "target": "10", "progress": "3 / 10 (30\u{a0}%)", "bar": [3, 10],
+                   "none": null}),
+        )
+        .await;
+
+    // A reload keeps the framework and the period.
+    browser.refresh().await;
+    // Four publications over 2022-2026, the fourth one live.
+    browser.wait_for("RS2 after a reload", VALUE, json!(["RS2"]), json!("4")).await;
+    let kept = browser
+        .execute(
+            "return [document.getElementById('framework').value, document.getElementById('period').value]",
+            json!([]),
+        )
+        .await;
+    assert_eq!(kept, json!([SECOND, "2022-2026"]));
 }

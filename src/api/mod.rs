@@ -28,8 +28,8 @@ use crate::store::read::{self, ValueRow};
 use crate::telemetry::one_line;
 use doc::{BadRequest, NotFound, Unavailable};
 use schema::{
-    Breakdowns, ErrorBody, FrameworkEntry, FrameworkList, Indicator, IndicatorForPeriod, IndicatorList, Rejections,
-    Series, SeriesPoint,
+    Breakdowns, ErrorBody, FrameworkEntry, FrameworkList, Indicator, IndicatorForPeriod, IndicatorList, ObjectiveEntry,
+    Rejections, Series, SeriesPoint,
 };
 
 /// What every handler needs.
@@ -240,6 +240,12 @@ async fn list_frameworks(State(state): State<AppState>) -> Result<Json<Framework
             id: loaded.framework.id.clone(),
             title: loaded.framework.title.clone(),
             years: [loaded.framework.years.0, loaded.framework.years.1],
+            objectives: loaded
+                .framework
+                .objectives
+                .iter()
+                .map(|o| ObjectiveEntry { code: o.code.clone(), title: o.title.clone() })
+                .collect(),
             default: loaded.framework.id == framework::DEFAULT_ID,
             version: loaded.version,
             loaded_at: loaded.loaded_at,

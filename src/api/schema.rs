@@ -149,12 +149,24 @@ pub struct FrameworkEntry {
     /// The first and the last year of the framework's span.
     #[schema(min_items = 2, max_items = 2)]
     pub years: [i32; 2],
+    /// Its strategic objectives, in its order.
+    pub objectives: Vec<ObjectiveEntry>,
     /// Whether this is the default framework (the one shown when none is asked for).
     pub default: bool,
     /// The version loaded (1 for the first load).
     #[schema(minimum = 0)]
     pub version: i32,
     pub loaded_at: DateTime<Utc>,
+}
+
+/// A strategic objective of a framework.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectiveEntry {
+    #[schema(value_type = Objective)]
+    pub code: String,
+    /// Titles by language (`fr`, `en`, ...).
+    pub title: BTreeMap<String, String>,
 }
 
 /// Breakdown values by dimension, then key. Only non-zero values are listed: a missing key

@@ -1,11 +1,15 @@
 // The dashboard of the ECPAT indicators: reads the JSON API and follows the live stream of
-// docs/api.md (`/api/v1/indicators`, `/api/v1/indicators/{code}`, `.../series`,
-// `/api/v1/stream`). Plain JavaScript modules, no framework and no build step: `strings.js`
-// holds the words, `state.js` what the page knows, `render.js` draws it, and this module
-// loads the data and follows the stream.
+// docs/api.md (`/api/v1/frameworks`, `/api/v1/indicators`, `/api/v1/indicators/{code}`,
+// `.../series`, `/api/v1/stream`), for one framework at a time, which the reader picks.
+// Plain JavaScript modules, no framework and no build step: `strings.js` holds the words,
+// `state.js` what the page knows, `render.js` draws it, and this module loads the data and
+// follows the stream.
 
-import { applyLanguage, card, noteYear, renderIndicator, renderSeries, renderTarget, renderValue, setLanguage, setStatus, showError } from './render.js';
-import { state, t } from './state.js';
+import {
+  applyLanguage, card, noteYear, renderFramework, renderIndicator, renderLinks, renderSeries, renderTarget, renderValue,
+  setLanguage, setStatus, showError,
+} from './render.js';
+import { accessToken, apiPath, clearFrameworkState, currentFramework, span, state, t } from './state.js';
 
 const DEBOUNCE_MS = 300;
 // A steady flow of tallies must not postpone the re-fetch for ever.
@@ -13,11 +17,6 @@ const DEBOUNCE_MAX_MS = 2000;
 const RETRY_MS = 5000;
 
 // ---- Data ------------------------------------------------------------------------------
-
-// The API token, when the page was opened as `/?access_token=...` (the server asks for one
-// when ECPAT_API_TOKEN is set): sent as a header to the API, and in the stream's URL because
-// EventSource cannot send headers.
-const accessToken = new URLSearchParams(location.search).get('access_token');
 
 async function getJson(path) {
   const headers = { accept: 'application/json' };
@@ -38,11 +37,30 @@ function freshest(indicator, period, started) {
   return announced === undefined ? indicator : { ...indicator, value: announced };
 }
 
+// Whether what was asked for `framework` and `period` is still what the page shows.
+function stillShown(framework, period) {
+  return framework === state.framework && (period === undefined || period === state.period);
+}
+
+// The frameworks loaded, and the one to show: the one the address names, else the default.
+async function loadFrameworks() {
+  const body = await getJson('/api/v1/frameworks');
+  state.frameworks = body.frameworks;
+  const asked = state.frameworks.find((framework) => framework.id === state.framework);
+  const chosen = asked || state.frameworks.find((framework) => framework.default) || state.frameworks[0];
+  if (!chosen) throw new Error('/api/v1/frameworks: no framework loaded');
+  state.framework = chosen.id;
+  clearFrameworkState();
+  fitPeriod();
+  updateAddress();
+  renderFramework();
+}
+
 async function loadIndicators() {
-  const period = state.period;
+  const { framework, period } = state;
   const started = new Map([...state.generation]);
-  const body = await getJson(`/api/v1/indicators?period=${encodeURIComponent(period)}`);
-  if (period !== state.period) return;
+  const body = await getJson(apiPath('/api/v1/indicators', { period }));
+  if (!stillShown(framework, period)) return;
   for (const indicator of body.indicators) {
     state.indicators.set(indicator.code, freshest(indicator, period, started.get(indicator.code) || 0));
     renderIndicator(indicator.code);
@@ -50,38 +68,49 @@ async function loadIndicators() {
 }
 
 async function loadSeries(code) {
-  const body = await getJson(`/api/v1/indicators/${encodeURIComponent(code)}/series`);
+  const framework = state.framework;
+  const body = await getJson(apiPath(`/api/v1/indicators/${encodeURIComponent(code)}/series`));
+  if (!stillShown(framework)) return;
   state.series.set(code, body.points);
   for (const point of body.points) noteYear(point.period);
   if (state.indicators.has(code)) renderSeries(card(code), code);
 }
 
 async function loadAll() {
+  let framework = state.framework;
   try {
+    if (state.frameworks.length === 0) {
+      await loadFrameworks();
+      framework = state.framework;
+    }
     await loadIndicators();
+    if (!stillShown(framework)) return;
     await Promise.all([...state.indicators.keys()].map(loadSeries));
     showError(null);
   } catch (error) {
     console.warn('Loading the indicators failed:', error);
     showError(t().loadError);
-    setTimeout(loadAll, RETRY_MS);
+    // Retried unless another framework was picked meanwhile (which loads by itself).
+    setTimeout(() => {
+      if (state.frameworks.length === 0 || stillShown(framework)) loadAll();
+    }, RETRY_MS);
   }
 }
 
 async function refresh(code) {
-  const period = state.period;
+  const { framework, period } = state;
   const started = generation(code);
   try {
     const [indicator] = await Promise.all([
-      getJson(`/api/v1/indicators/${encodeURIComponent(code)}?period=${encodeURIComponent(period)}`),
+      getJson(apiPath(`/api/v1/indicators/${encodeURIComponent(code)}`, { period })),
       loadSeries(code),
     ]);
-    if (period !== state.period) return;
+    if (!stillShown(framework, period)) return;
     state.indicators.set(code, freshest(indicator, period, started));
     renderIndicator(code);
   } catch (error) {
     console.warn(`Refreshing ${code} failed:`, error);
-    scheduleRefresh(code, RETRY_MS);
+    if (stillShown(framework)) scheduleRefresh(code, RETRY_MS);
   }
 }
 
@@ -153,21 +182,54 @@ function connect() {
   });
 }
 
+// ---- Framework and period -----------------------------------------------------------------
+
+// Keeps the period when the framework shown has it: `all`, one of its years, its span;
+// another framework's span becomes this one's, and a year outside it becomes `all`.
+function fitPeriod() {
+  const [first, last] = currentFramework().years;
+  if (/^\d{4}-\d{4}$/.test(state.period)) state.period = span();
+  else if (/^\d{4}$/.test(state.period) && (Number(state.period) < first || Number(state.period) > last)) state.period = 'all';
+}
+
+// Keeps the framework (when not the default one) and the period (when not `all`) in the
+// page's address, so that a reload or a shared link shows the same.
+function updateAddress() {
+  const url = new URL(location.href);
+  const framework = currentFramework();
+  if (!framework || framework.default) url.searchParams.delete('framework');
+  else url.searchParams.set('framework', state.framework);
+  if (state.period === 'all') url.searchParams.delete('period');
+  else url.searchParams.set('period', state.period);
+  history.replaceState(null, '', url);
+}
+
+function showFramework(id) {
+  if (id === state.framework) return;
+  state.framework = id;
+  clearFrameworkState();
+  fitPeriod();
+  updateAddress();
+  renderFramework();
+  loadAll();
+}
+
+function showPeriod(period) {
+  state.period = period;
+  updateAddress();
+  renderLinks();
+  loadIndicators().catch((error) => {
+    console.warn('Loading the period failed:', error);
+    showError(t().loadError);
+  });
+}
+
 // ---- Start -----------------------------------------------------------------------------
 
 function start() {
   document.getElementById('lang-toggle').addEventListener('click', () => setLanguage(t().other.code));
-  document.getElementById('period').addEventListener('change', (event) => {
-    state.period = event.target.value;
-    const url = new URL(location.href);
-    if (state.period === 'all') url.searchParams.delete('period');
-    else url.searchParams.set('period', state.period);
-    history.replaceState(null, '', url);
-    loadIndicators().catch((error) => {
-      console.warn('Loading the period failed:', error);
-      showError(t().loadError);
-    });
-  });
+  document.getElementById('framework').addEventListener('change', (event) => showFramework(event.target.value));
+  document.getElementById('period').addEventListener('change', (event) => showPeriod(event.target.value));
   applyLanguage();
   loadAll();
   connect();

@@ -1,8 +1,9 @@
-// The dashboard's rendering: the static text and controls, and the indicator cards with
-// their targets, breakdowns and yearly bar charts.
+// The dashboard's rendering: the static text and controls, the objectives of the framework
+// shown, and the indicator cards with their baselines, targets, breakdowns and yearly bar
+// charts.
 
 import { PLATFORMS } from './strings.js';
-import { STRATEGY_YEARS, state, storeLanguage, t } from './state.js';
+import { apiLink, currentFramework, frameworkYears, localTitle, span, state, storeLanguage, t } from './state.js';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
@@ -45,7 +46,6 @@ function keyLabel(dimension, key) {
 export function applyLanguage() {
   const strings = t();
   document.documentElement.lang = state.lang;
-  document.title = strings.title;
   for (const node of document.querySelectorAll('[data-i18n]')) {
     const path = node.dataset.i18n.split('.');
     const text = path.reduce((value, part) => (value ? value[part] : undefined), strings);
@@ -55,8 +55,69 @@ export function applyLanguage() {
   toggle.textContent = strings.other.name;
   toggle.lang = strings.other.code;
   renderStatus();
+  renderHeading();
+  renderFrameworkOptions();
   renderPeriodOptions();
+  renderObjectiveTitles();
   for (const code of state.indicators.keys()) renderIndicator(code);
+}
+
+function renderHeading() {
+  document.title = t().title(span());
+  document.getElementById('heading').textContent = t().heading(span());
+}
+
+// The objectives of the framework shown, each an empty section for its cards, and the
+// controls and links that name the framework.
+export function renderFramework() {
+  const main = document.getElementById('main');
+  for (const section of main.querySelectorAll('section.objective')) section.remove();
+  for (const objective of (currentFramework() || {}).objectives || []) objectiveSection(objective.code);
+  renderHeading();
+  renderFrameworkOptions();
+  renderPeriodOptions();
+  renderLinks();
+}
+
+function objectiveSection(code) {
+  const existing = document.querySelector(`section[data-objective="${code}"]`);
+  if (existing) return existing;
+  const id = `objective-${code}`;
+  const section = element('section', { class: 'objective', 'data-objective': code, 'aria-labelledby': id }, [
+    element('h2', { id, text: objectiveTitle(code) }),
+    element('div', { class: 'cards' }),
+  ]);
+  document.getElementById('main').append(section);
+  return section;
+}
+
+function objectiveTitle(code) {
+  const objective = ((currentFramework() || {}).objectives || []).find((o) => o.code === code);
+  return localTitle(objective && objective.title, code);
+}
+
+function renderObjectiveTitles() {
+  for (const section of document.querySelectorAll('section.objective')) {
+    section.querySelector('h2').textContent = objectiveTitle(section.dataset.objective);
+  }
+}
+
+function renderFrameworkOptions() {
+  const select = document.getElementById('framework');
+  const options = state.frameworks.map((framework) =>
+    element('option', { value: framework.id, text: localTitle(framework.title, framework.id) }),
+  );
+  select.replaceChildren(...options);
+  select.disabled = options.length === 0;
+  if (state.framework) select.value = state.framework;
+}
+
+// The footer's links to the data shown: the JSON list and the CSV export.
+export function renderLinks() {
+  const json = document.getElementById('json-link');
+  json.href = apiLink('/api/v1/indicators', { period: state.period });
+  json.textContent = `/api/v1/indicators?${new URLSearchParams({ framework: state.framework, period: state.period })}`;
+  document.getElementById('csv-link').href = apiLink('/api/v1/export.csv', { period: state.period });
 }
 
 export function setLanguage(lang) {
@@ -83,11 +144,15 @@ export function noteYear(period) {
   renderPeriodOptions();
 }
 
+// `all`, the framework's span, and each of its years plus any other year seen in the data.
 function renderPeriodOptions() {
   const select = document.getElementById('period');
   const years = [...state.years].sort((a, b) => a - b);
-  if (!years.includes(Number(state.period)) && state.period !== 'all') years.push(Number(state.period));
-  const options = [element('option', { value: 'all', text: t().all })];
+  if (/^\d{4}$/.test(state.period) && !years.includes(Number(state.period))) years.push(Number(state.period));
+  const options = [
+    element('option', { value: 'all', text: t().all }),
+    element('option', { value: span(), text: t().span(span()) }),
+  ];
   for (const year of years) options.push(element('option', { value: String(year), text: String(year) }));
   select.replaceChildren(...options);
   select.value = state.period;
@@ -107,8 +172,7 @@ export function card(code) {
 
 function createCard(indicator) {
   const code = indicator.code;
-  const section = document.querySelector(`section[data-objective="${indicator.objective}"] .cards`);
-  if (!section) return null;
+  const section = objectiveSection(indicator.objective).querySelector('.cards');
   const article = element('article', { class: 'indicator', 'data-code': code, 'aria-labelledby': `title-${code}` }, [
     element('h3', { id: `title-${code}` }, [
       element('span', { class: 'code', text: code }),
@@ -124,6 +188,7 @@ function createCard(indicator) {
     element('div', { class: 'target' }),
     element('div', { class: 'breakdowns' }),
     element('figure', { class: 'series' }, [element('figcaption'), element('div', { class: 'chart' })]),
+    element('p', { class: 'evidence' }, [element('a')]),
   ]);
   section.append(article);
   return article;
@@ -138,6 +203,14 @@ export function renderIndicator(code) {
   renderTarget(article, indicator);
   renderBreakdowns(article, indicator.breakdowns || {});
   renderSeries(article, code);
+  renderEvidenceLink(article, code);
+}
+
+// The link to the records behind the total of the period shown.
+function renderEvidenceLink(article, code) {
+  const link = article.querySelector('.evidence a');
+  link.href = apiLink(`/api/v1/indicators/${encodeURIComponent(code)}/records`, { period: state.period });
+  link.textContent = t().evidence(code);
 }
 
 // The `.value` element holds the plain integer (its text is what tests and scrapers read);
@@ -159,20 +232,37 @@ export function renderValue(article, value) {
   article.dataset.rendered = 'true';
 }
 
+function hasNumber(value) {
+  return typeof value === 'number';
+}
+
+function goal(term, className, text, id) {
+  const attributes = id ? { class: className, id, text } : { class: className, text };
+  return element('div', { class: 'goal' }, [element('dt', { text: term }), element('dd', attributes)]);
+}
+
+// The baseline, the target of the period and the progress towards it (the value over the
+// target, as a fraction, a percentage and a bar), each when the framework gives it.
 export function renderTarget(article, indicator) {
   const box = article.querySelector('.target');
-  if (indicator.target === null || indicator.target === undefined || indicator.target <= 0) {
-    box.replaceChildren(element('p', { class: 'no-target', text: t().noTarget }));
+  const goals = [];
+  if (hasNumber(indicator.baseline)) goals.push(goal(t().baseline, 'baseline', formatNumber(indicator.baseline)));
+  if (!hasNumber(indicator.target)) {
+    const noTarget = element('p', { class: 'no-target', text: t().noTarget });
+    box.replaceChildren(...(goals.length ? [element('dl', { class: 'goals' }, goals)] : []), noTarget);
+    return;
+  }
+  goals.push(goal(t().target, 'target-value', formatNumber(indicator.target)));
+  if (indicator.target <= 0) {
+    box.replaceChildren(element('dl', { class: 'goals' }, goals));
     return;
   }
   const percent = Math.round((100 * indicator.value) / indicator.target);
-  const id = `target-${indicator.code}`;
+  const id = `progress-${indicator.code}`;
+  const progress = t().progressText(formatNumber(indicator.value), formatNumber(indicator.target), formatNumber(percent));
+  goals.push(goal(t().progress, 'progress-text', progress, id));
   box.replaceChildren(
-    element('p', {
-      id,
-      class: 'target-text',
-      text: t().target(formatNumber(indicator.target), formatNumber(percent)),
-    }),
+    element('dl', { class: 'goals' }, goals),
     element('progress', {
       max: String(indicator.target),
       value: String(Math.min(indicator.value, indicator.target)),
@@ -228,8 +318,9 @@ export function renderSeries(article, code) {
 function barChart(points) {
   const byYear = new Map(points.map((point) => [Number(point.period), point.value]));
   const seen = [...byYear.keys()];
-  const low = Math.min(STRATEGY_YEARS[0], ...seen);
-  const high = Math.max(STRATEGY_YEARS[STRATEGY_YEARS.length - 1], ...seen);
+  const [first, last] = frameworkYears();
+  const low = Math.min(first, ...seen);
+  const high = Math.max(last, ...seen);
   // A contiguous run of years shows gaps as zeros; a very wide spread shows only the data.
   const years = high - low <= 15 ? Array.from({ length: high - low + 1 }, (_, i) => low + i) : seen.sort((a, b) => a - b);
   const bar = 28;

@@ -2,12 +2,16 @@
 
 import { STRINGS } from './strings.js';
 
-export const STRATEGY_YEARS = [2018, 2019, 2020, 2021];
 const LANG_KEY = 'ecpat-indicators.lang';
+// The default framework's years, until `/api/v1/frameworks` has answered.
+const DEFAULT_YEARS = [2018, 2021];
 
 export const state = {
-  // The framework shown: the default one.
-  framework: 'ecpat-2018-2021',
+  // The framework shown: the one named by `?framework=` in the page's address, else the
+  // default one (known once `/api/v1/frameworks` has answered).
+  framework: initialFramework(),
+  // The frameworks loaded, as `/api/v1/frameworks` lists them ([] until it answers).
+  frameworks: [],
   lang: storedLanguage(),
   period: initialPeriod(),
   status: 'connecting',
@@ -15,8 +19,8 @@ export const state = {
   indicators: new Map(),
   // code → [{period, value}] from the series endpoint, patched by yearly tallies.
   series: new Map(),
-  // Years offered by the period selector: the strategy's, plus any seen in the data.
-  years: new Set(STRATEGY_YEARS),
+  // Years offered by the period selector: the framework's, plus any seen in the data.
+  years: yearRange(DEFAULT_YEARS),
   // code → count of tallies received, so a fetch that started before a tally knows it is stale.
   generation: new Map(),
   // "code period" → the latest total the stream announced.
@@ -25,8 +29,64 @@ export const state = {
   pending: new Map(),
 };
 
+// The API token, when the page was opened as `/?access_token=...` (the server asks for one
+// when ECPAT_API_TOKEN is set): sent as a header to the API, and in the stream's URL and
+// the page's links because EventSource and links cannot send headers.
+export const accessToken = new URLSearchParams(location.search).get('access_token');
+
+// An API path with its query: the framework shown, then `params`.
+export function apiPath(path, params = {}) {
+  const query = new URLSearchParams({ framework: state.framework, ...params });
+  return `${path}?${query}`;
+}
+
+// An API address for a link the reader opens: with the token, if the page has one.
+export function apiLink(path, params = {}) {
+  return apiPath(path, accessToken ? { ...params, access_token: accessToken } : params);
+}
+
 export function t() {
   return STRINGS[state.lang];
+}
+
+// The framework shown, as `/api/v1/frameworks` describes it (undefined until it answers).
+export function currentFramework() {
+  return state.frameworks.find((framework) => framework.id === state.framework);
+}
+
+// The first and last years of the framework shown.
+export function frameworkYears() {
+  const framework = currentFramework();
+  return framework ? framework.years : DEFAULT_YEARS;
+}
+
+// The framework's span as a period, e.g. `2018-2021`.
+export function span() {
+  const [first, last] = frameworkYears();
+  return `${first}-${last}`;
+}
+
+export function yearRange([first, last]) {
+  const years = new Set();
+  for (let year = first; year <= last; year += 1) years.add(year);
+  return years;
+}
+
+// A title by language in the page's language, else in the other one, else any, else `fallback`.
+export function localTitle(titles, fallback) {
+  const byLanguage = titles || {};
+  return byLanguage[state.lang] || byLanguage[t().other.code] || Object.values(byLanguage)[0] || fallback;
+}
+
+// Forgets what the page knew of the framework shown, before showing another one.
+export function clearFrameworkState() {
+  for (const pending of state.pending.values()) clearTimeout(pending.timer);
+  state.pending.clear();
+  state.indicators.clear();
+  state.series.clear();
+  state.generation.clear();
+  state.tallies.clear();
+  state.years = yearRange(frameworkYears());
 }
 
 function storedLanguage() {
@@ -47,7 +107,11 @@ export function storeLanguage(lang) {
   }
 }
 
+function initialFramework() {
+  return new URLSearchParams(location.search).get('framework') || null;
+}
+
 function initialPeriod() {
   const period = new URLSearchParams(location.search).get('period');
-  return period && /^(all|\d{4})$/.test(period) ? period : 'all';
+  return period && /^(all|\d{4}|\d{4}-\d{4})$/.test(period) ? period : 'all';
 }
