@@ -886,3 +886,42 @@ async fn every_route_and_every_json_answer_match_the_openapi_document() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn frameworks_are_listed_and_every_indicator_endpoint_reads_the_one_asked_for() {
+    with_worker("api_frameworks", async |env, http| {
+        env.publish(&[
+            publication("e1", "2019-05-01T10:00:00Z", "pub-1", "global", "2019-03-01"),
+            publication("e2", "2019-05-01T10:00:00Z", "pub-2", "thematic", "2017-06-30"),
+        ])
+        .await;
+        env.wait_for_counts(2, 0, WAIT).await;
+
+        let (status, listed) = get(&http, "/api/v1/frameworks").await;
+        assert_eq!(status, 200);
+        let frameworks = listed["frameworks"].as_array().unwrap();
+        assert_eq!(frameworks.len(), 1, "{listed}");
+        assert_eq!((&frameworks[0]["id"], &frameworks[0]["default"]), (&json!("ecpat-2018-2021"), &json!(true)));
+        assert_eq!(frameworks[0]["years"], json!([2018, 2021]));
+
+        // The span counts the 2019 publication, not the 2017 one; `all` counts both.
+        let (status, span) = get(&http, "/api/v1/indicators/KE1?period=2018-2021").await;
+        assert_eq!((status, &span["value"], &span["period"]), (200, &json!(1), &json!("2018-2021")));
+        let named = get(&http, "/api/v1/indicators/KE1?period=all&framework=ecpat-2018-2021").await;
+        assert_eq!((named.0, &named.1["value"], &named.1["baseline"]), (200, &json!(2), &Value::Null));
+
+        for path in [
+            "/api/v1/indicators?framework=nope",
+            "/api/v1/indicators/KE1?framework=nope",
+            "/api/v1/indicators/KE1/series?framework=nope",
+            "/api/v1/indicators/KE1/records?framework=nope",
+            "/api/v1/export.csv?framework=nope",
+        ] {
+            let (status, body) = get(&http, path).await;
+            assert_eq!((status, &body["error"]), (404, &json!("no framework \"nope\"")), "{path}");
+        }
+        let (status, body) = get(&http, "/api/v1/indicators?period=2018-2022").await;
+        assert_eq!(status, 400, "another span than the framework's: {body}");
+    })
+    .await;
+}
