@@ -36,8 +36,8 @@ pub async fn records(
     Query(query): Query<PeriodQuery>,
     Query(which): Query<FrameworkQuery>,
 ) -> Result<Json<Evidence>, ApiError> {
-    let (frameworks, id) = framework(&state, &which).await?;
-    let loaded = frameworks.get(&id).expect("checked");
+    let chosen = framework(&state, &which).await?;
+    let loaded = chosen.loaded();
     let definition = indicator_of(loaded, &path)?;
     let code = definition.code.as_str();
     let period = period(&query, &loaded.framework)?;
@@ -158,11 +158,11 @@ pub async fn export(
     Query(query): Query<PeriodQuery>,
     Query(which): Query<FrameworkQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (frameworks, id) = framework(&state, &which).await?;
-    let loaded = frameworks.get(&id).expect("checked");
+    let chosen = framework(&state, &which).await?;
+    let (loaded, id) = (chosen.loaded(), chosen.id());
     let period = period(&query, &loaded.framework)?;
     let codes: Vec<String> = loaded.framework.indicators.iter().map(|i| i.code.clone()).collect();
-    let rows = read::export_rows(&state.pool, &id, &codes, period.as_str()).await?;
+    let rows = read::export_rows(&state.pool, id, &codes, period.as_str()).await?;
     let csv = csv_text(&rows).map_err(|e| ApiError::Unavailable(format!("the export cannot be written: {e}")))?;
     let disposition = format!("attachment; filename=\"ecpat-indicators-{}.csv\"", period.as_str());
     Ok((

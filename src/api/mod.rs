@@ -172,14 +172,31 @@ pub struct FrameworkQuery {
     pub framework: Option<String>,
 }
 
-/// The frameworks as loaded now, and the id of the one asked for.
-pub async fn framework(state: &AppState, query: &FrameworkQuery) -> Result<(Arc<Frameworks>, String), ApiError> {
-    let frameworks = frameworks::read(&state.pool).await?;
-    let id = query.framework.as_deref().unwrap_or(framework::DEFAULT_ID).to_owned();
-    if frameworks.get(&id).is_none() {
-        return Err(ApiError::NotFound(format!("no framework {id:?}")));
+/// The framework asked for, among the frameworks as loaded now.
+pub struct Chosen {
+    frameworks: Arc<Frameworks>,
+    index: usize,
+}
+
+impl Chosen {
+    pub fn loaded(&self) -> &Loaded {
+        &self.frameworks.loaded[self.index]
     }
-    Ok((frameworks, id))
+
+    /// The framework's id.
+    pub fn id(&self) -> &str {
+        &self.loaded().framework.id
+    }
+}
+
+/// The framework of `?framework=` (the default one without it); an unknown one is a 404.
+pub async fn framework(state: &AppState, query: &FrameworkQuery) -> Result<Chosen, ApiError> {
+    let frameworks = frameworks::read(&state.pool).await?;
+    let id = query.framework.as_deref().unwrap_or(framework::DEFAULT_ID);
+    match frameworks.loaded.iter().position(|l| l.framework.id == id) {
+        Some(index) => Ok(Chosen { frameworks, index }),
+        None => Err(ApiError::NotFound(format!("no framework {id:?}"))),
+    }
 }
 
 /// `{code}`, of every endpoint about one indicator.
@@ -269,10 +286,10 @@ async fn list(
     Query(query): Query<PeriodQuery>,
     Query(which): Query<FrameworkQuery>,
 ) -> Result<Json<IndicatorList>, ApiError> {
-    let (frameworks, id) = framework(&state, &which).await?;
-    let loaded = frameworks.get(&id).expect("checked");
+    let chosen = framework(&state, &which).await?;
+    let (loaded, id) = (chosen.loaded(), chosen.id());
     let period = period(&query, &loaded.framework)?;
-    let rows = read::values_for_period(&state.pool, &id, period.as_str()).await?;
+    let rows = read::values_for_period(&state.pool, id, period.as_str()).await?;
     let indicators = loaded.framework.indicators.iter().map(|i| indicator(i, &period, &rows)).collect();
     Ok(Json(IndicatorList { period: period.as_str().to_owned(), indicators }))
 }
@@ -292,11 +309,11 @@ async fn one(
     Query(query): Query<PeriodQuery>,
     Query(which): Query<FrameworkQuery>,
 ) -> Result<Json<IndicatorForPeriod>, ApiError> {
-    let (frameworks, id) = framework(&state, &which).await?;
-    let loaded = frameworks.get(&id).expect("checked");
+    let chosen = framework(&state, &which).await?;
+    let (loaded, id) = (chosen.loaded(), chosen.id());
     let definition = indicator_of(loaded, &path)?;
     let period = period(&query, &loaded.framework)?;
-    let rows = read::values_for_period(&state.pool, &id, period.as_str()).await?;
+    let rows = read::values_for_period(&state.pool, id, period.as_str()).await?;
     let indicator = indicator(definition, &period, &rows);
     Ok(Json(IndicatorForPeriod { indicator, period: period.as_str().to_owned() }))
 }
@@ -314,9 +331,9 @@ async fn series(
     Path(path): Path<CodePath>,
     Query(which): Query<FrameworkQuery>,
 ) -> Result<Json<Series>, ApiError> {
-    let (frameworks, id) = framework(&state, &which).await?;
-    let definition = indicator_of(frameworks.get(&id).expect("checked"), &path)?;
-    let points = read::yearly_totals(&state.pool, &id, &definition.code).await?;
+    let chosen = framework(&state, &which).await?;
+    let definition = indicator_of(chosen.loaded(), &path)?;
+    let points = read::yearly_totals(&state.pool, chosen.id(), &definition.code).await?;
     let points = points.into_iter().map(|(period, value)| SeriesPoint { period, value }).collect();
     Ok(Json(Series { code: definition.code.clone(), points }))
 }

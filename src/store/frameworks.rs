@@ -103,8 +103,8 @@ async fn changed(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
 }
 
 /// Whether any framework is loaded.
-pub async fn any(pool: &PgPool) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar!(r#"select exists (select from frameworks) as "any!""#).fetch_one(pool).await
+pub async fn any(executor: impl sqlx::PgExecutor<'_>) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(r#"select exists (select from frameworks) as "any!""#).fetch_one(executor).await
 }
 
 /// One stored version of a framework, without its text.

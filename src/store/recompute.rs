@@ -97,7 +97,7 @@ pub async fn load_default_if_none(pool: &PgPool) -> anyhow::Result<Option<Loadin
     let framework = document::parse(crate::framework::DEFAULT_TEXT).context("the shipped framework")?;
     let mut tx = pool.begin().await?;
     super::lock(&mut tx).await?;
-    if sqlx::query_scalar!(r#"select exists (select from frameworks) as "any!""#).fetch_one(&mut *tx).await? {
+    if frameworks::any(&mut *tx).await? {
         // Another process loaded it meanwhile.
         return Ok(None);
     }
