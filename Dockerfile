@@ -14,6 +14,8 @@ COPY .sqlx .sqlx
 COPY src src
 COPY migrations migrations
 COPY config config
+# The default framework is built into the binary.
+COPY frameworks frameworks
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     cargo build --release --locked
@@ -26,6 +28,8 @@ RUN apt-get update \
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin ecpat
 COPY --from=builder /build/target/release/ecpat-indicators /usr/local/bin/ecpat-indicators
 COPY config /app/config
+# The shipped framework, to copy and change (`ecpat-indicators frameworks load FILE`).
+COPY frameworks /app/frameworks
 WORKDIR /app
 USER ecpat
 # Listen on every interface inside the container (the service's own default is loopback).
