@@ -375,3 +375,89 @@ async fn a_second_framework_loaded_under_a_flow_of_events_counts_exactly_and_is_
     assert!(!refused.status.success(), "the default framework cannot be removed");
     env.cleanup().await;
 }
+
+/// A framework whose `when` fails on some current records: `frameworks show` names the
+/// indicator, how many current records it fails on and the first one.
+#[tokio::test]
+async fn frameworks_show_names_the_conditions_that_fail_on_current_records() {
+    let mut env = TestEnv::new("fw_when_fails").await;
+    env.spawn_worker();
+    let publication = |id: &str, time: &str, doi: Option<&str>| {
+        let mut data = json!({
+            "publication_id": id, "title": "Étude", "scope": "national", "countries": ["fr"],
+            "themes": ["online"], "contributed": true, "published_on": "2020-03-15",
+        });
+        if let Some(doi) = doi {
+            data["doi"] = json!(doi);
+        }
+        event("urn:ecpat:fr:research", &format!("{id}-{time}"), time, "org.ecpat.research.publication.recorded", data)
+    };
+    let withdrawn = event(
+        "urn:ecpat:fr:research",
+        "withdraw-pub-4",
+        "2026-11-03T10:00:00Z",
+        "org.ecpat.record.withdrawn",
+        json!({"record_type": "publication", "key": {"publication_id": "pub-4"}}),
+    );
+    // Current without a DOI: pub-2 only (pub-3 was corrected to have one, pub-4 withdrawn).
+    let events = [
+        publication("pub-1", "2026-11-01T10:00:00Z", Some("10.1/a")),
+        publication("pub-2", "2026-11-01T10:00:00Z", None),
+        publication("pub-3", "2026-11-01T10:00:00Z", None),
+        publication("pub-3", "2026-11-02T10:00:00Z", Some("10.1/c")),
+        publication("pub-4", "2026-11-01T10:00:00Z", None),
+        withdrawn,
+    ];
+    env.publish(&events).await;
+    env.wait_for_counts(events.len() as i64, 0, WAIT).await;
+
+    let text = r#"
+id = "doi-2020"
+title = { en = "DOIs" }
+years = [2019, 2020]
+
+[[objectives]]
+code = "o"
+title = { en = "O" }
+
+[[indicators]]
+code = "DOI"
+objective = "o"
+title = { en = "Publications with a DOI" }
+record = "publication"
+when = 'size(doi) > 0'
+value = "count"
+date = "published_on"
+
+[[indicators]]
+code = "ALL"
+objective = "o"
+title = { en = "Publications" }
+record = "publication"
+when = 'contributed'
+value = "count"
+date = "published_on"
+"#;
+    let loaded = load(&env, "doi", text, &[]).await;
+    assert!(loaded.status.success(), "{loaded:?}");
+    let shown = env.cli(&["frameworks", "show", "doi-2020"]).await;
+    assert!(shown.status.success(), "{shown:?}");
+    assert_eq!(String::from_utf8_lossy(&shown.stdout), text);
+    let stderr = String::from_utf8_lossy(&shown.stderr);
+    let failing: Vec<&str> = stderr.lines().filter(|l| l.starts_with("when:")).collect();
+    assert_eq!(failing.len(), 1, "one indicator's condition fails: {stderr}");
+    assert!(failing[0].starts_with("when: indicator DOI: the condition fails on 1 current record(s)"), "{stderr}");
+    assert!(failing[0].contains(r#"first publication ["pub-2"]: "#), "{stderr}");
+    // The record it fails on is not counted: pub-1 and pub-3 are.
+    let values = framework_values(&env, "doi-2020").await;
+    assert_eq!(values.get(&("DOI".to_owned(), "2020".to_owned(), String::new(), String::new())), Some(&2));
+    assert_eq!(values.get(&("ALL".to_owned(), "2020".to_owned(), String::new(), String::new())), Some(&3));
+
+    // The default framework's conditions fail on none.
+    let shown = env.cli(&["frameworks", "show", "ecpat-2018-2021"]).await;
+    assert!(
+        String::from_utf8_lossy(&shown.stderr).contains("when: no condition fails on a current record"),
+        "{shown:?}"
+    );
+    env.cleanup().await;
+}

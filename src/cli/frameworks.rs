@@ -58,7 +58,8 @@ pub async fn list(settings: &Settings) -> anyhow::Result<()> {
 }
 
 /// Prints a framework's document (its current version, or `version`) exactly as loaded,
-/// and lists its versions on standard error.
+/// and lists its versions on standard error; for the current version, also the `when`s
+/// that fail on current records.
 pub async fn show(settings: &Settings, id: &str, version: Option<i32>) -> anyhow::Result<()> {
     let pool = migrate(settings).await?;
     let text = frameworks::document_text(&pool, id, version).await?.ok_or_else(|| match version {
@@ -66,9 +67,28 @@ pub async fn show(settings: &Settings, id: &str, version: Option<i32>) -> anyhow
         None => anyhow::anyhow!("no framework {id} is loaded"),
     })?;
     print!("{text}");
+    let mut current_version = None;
     for row in frameworks::versions(&pool, Some(id)).await? {
         let current = if row.current { " (current)" } else { "" };
+        if row.current {
+            current_version = Some(row.version);
+        }
         eprintln!("version {}{current}: loaded {}, sha256 {}", row.version, row.loaded_at.to_rfc3339(), row.sha256);
+    }
+    if version.is_some() && version != current_version {
+        return Ok(());
+    }
+    let loaded = frameworks::read(&pool).await?;
+    let Some(loaded) = loaded.get(id) else { return Ok(()) };
+    let failures = frameworks::when_failures(&pool, &loaded.framework).await?;
+    if failures.is_empty() {
+        eprintln!("when: no condition fails on a current record");
+    }
+    for f in failures {
+        eprintln!(
+            "when: indicator {}: the condition fails on {} current record(s), which it does not count; first {}: {}",
+            f.indicator, f.records, f.first_key, f.first_error
+        );
     }
     Ok(())
 }

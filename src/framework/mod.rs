@@ -182,6 +182,46 @@ impl Framework {
     }
 }
 
+/// An indicator whose `when` fails on current records: how many, and the first one's key
+/// and error.
+#[derive(Debug, PartialEq, Eq)]
+pub struct WhenFailures {
+    pub indicator: String,
+    pub records: usize,
+    pub first_key: String,
+    pub first_error: String,
+}
+
+impl Framework {
+    /// The record types that some indicator's `when` reads.
+    pub fn types_with_when(&self) -> Vec<RecordType> {
+        self.by_type
+            .iter()
+            .filter(|(_, indicators)| indicators.iter().any(|&i| self.indicators[i].when.is_some()))
+            .map(|(record_type, _)| *record_type)
+            .collect()
+    }
+
+    /// Evaluates every `when` of this framework on `record` (named `key`), adding its
+    /// failures to `failures` (in document order of the indicators).
+    pub fn check_when(&self, key: &str, record: &Record, failures: &mut Vec<WhenFailures>) {
+        let Some(indicators) = self.by_type.get(&record.record_type()) else { return };
+        for indicator in indicators.iter().map(|&i| &self.indicators[i]) {
+            let Some(when) = &indicator.when else { continue };
+            let Err(error) = when.holds(record) else { continue };
+            match failures.iter_mut().find(|f| f.indicator == indicator.code) {
+                Some(failure) => failure.records += 1,
+                None => failures.push(WhenFailures {
+                    indicator: indicator.code.clone(),
+                    records: 1,
+                    first_key: key.to_owned(),
+                    first_error: error,
+                }),
+            }
+        }
+    }
+}
+
 impl Indicator {
     fn contributions_into<'a>(
         &'a self,

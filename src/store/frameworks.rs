@@ -7,7 +7,10 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 
-use crate::framework::{self, Framework, Frameworks, Loaded, document};
+use futures::TryStreamExt;
+
+use crate::framework::{self, Framework, Frameworks, Loaded, WhenFailures, document};
+use crate::records::Record;
 
 /// Why the frameworks could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -142,4 +145,24 @@ pub async fn document_text(pool: &PgPool, id: &str, version: Option<i32>) -> Res
     )
     .fetch_optional(pool)
     .await
+}
+
+/// The indicators of `framework` whose `when` fails on current records (which they do not
+/// count), read record by record.
+pub async fn when_failures(pool: &PgPool, framework: &Framework) -> anyhow::Result<Vec<WhenFailures>> {
+    let types: Vec<String> = framework.types_with_when().iter().map(|t| t.as_str().to_owned()).collect();
+    let mut rows = sqlx::query!(
+        r#"select record_type || ' ' || record_key as "record_key!", record::text as "record!" from records
+        where record is not null and record_type = any($1)"#,
+        &types
+    )
+    .fetch(pool);
+    let mut failures = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        let record: Record = serde_json::from_str(&row.record)
+            .map_err(|e| anyhow::anyhow!("the stored record {} cannot be read: {e}", row.record_key))?;
+        framework.check_when(&row.record_key, &record, &mut failures);
+    }
+    failures.sort_by_key(|f| framework.indicators.iter().position(|i| i.code == f.indicator));
+    Ok(failures)
 }
