@@ -1,9 +1,10 @@
 //! The one-shot subcommands: `publish`, `recompute`, `rejections list|replay`,
-//! `frameworks load|list|show|remove`.
+//! `frameworks load|list|show|remove`, `report`.
 
 pub mod frameworks;
 mod publish;
 mod rejections;
+pub mod report;
 
 use tracing::info;
 

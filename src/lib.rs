@@ -16,6 +16,7 @@
 //! - [`indicators`]: tally keys, deltas and periods (pure);
 //! - [`store`]: all SQL, by table (events, records, tallies, rejections), and reading;
 //! - [`api`], [`health`], [`metrics`]: the HTTP API, readiness and Prometheus metrics;
+//! - [`report`]: the report for donors (a printable page, a workbook);
 //! - [`app`], [`cli`]: the subcommands.
 //!
 //! One event's way, in five files: `consumer/deliveries.rs` reads it from RabbitMQ and
@@ -40,5 +41,6 @@ pub mod indicators;
 pub mod ledger;
 pub mod metrics;
 pub mod records;
+pub mod report;
 pub mod store;
 pub mod telemetry;

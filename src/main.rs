@@ -54,6 +54,23 @@ enum Command {
         #[command(subcommand)]
         action: RejectionAction,
     },
+    /// Write the report of a framework for a period (HTML, XLSX, or PDF with Chromium).
+    Report {
+        /// The framework's id (default: the default framework).
+        #[arg(long)]
+        framework: Option<String>,
+        /// `all`, a year, or the framework's span (e.g. 2018-2021).
+        #[arg(long, default_value = "all")]
+        period: String,
+        /// `fr` or `en`.
+        #[arg(long, default_value = "fr")]
+        lang: String,
+        #[arg(long, value_enum)]
+        format: cli::report::Format,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Poll the social platforms for the tracked posts and publish metric snapshots.
     Collect,
     /// Register, list or stop tracking social posts for the collector.
@@ -185,6 +202,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Rejections { action: RejectionAction::Replay { reason, id, dry_run: true } } => {
             cli::preview_replay(&settings, reason.as_deref(), id).await?;
+        }
+        Command::Report { framework, period, lang, format, out } => {
+            cli::report::report(&settings, framework.as_deref(), &period, &lang, format, &out).await?;
         }
         Command::Collect => collector::run(settings, shutdown_signal()?).await?,
         Command::Track { action: TrackAction::Add(args) } => collector::track::add(&settings, &args).await?,

@@ -12,7 +12,11 @@ use serde_json::Value;
 use super::doc::{BadRequest, NotFound, Unavailable};
 use super::schema::{Amount, Counted, Evidence, EvidenceEvent, EvidenceRecord, Items};
 use super::{ApiError, AppState, CodePath, FrameworkQuery, PeriodQuery, framework, indicator_of, period};
+use sqlx::PgConnection;
+
 use crate::envelope::Version;
+use crate::framework::{Framework, Indicator};
+use crate::indicators::Period;
 use crate::indicators::rules::Contribution;
 use crate::records::Record;
 use crate::records::fields::{parse_rfc3339, subnanos};
@@ -39,17 +43,30 @@ pub async fn records(
     let chosen = framework(&state, &which).await?;
     let loaded = chosen.loaded();
     let definition = indicator_of(loaded, &path)?;
-    let code = definition.code.as_str();
     let period = period(&query, &loaded.framework)?;
+    let mut connection = state.pool.acquire().await?;
+    let records = behind(&mut connection, &loaded.framework, definition, &period).await?;
+    Ok(Json(Evidence { code: definition.code.clone(), period: period.as_str().to_owned(), records }))
+}
+
+/// The current records behind an indicator's total for `period`, what each contributes,
+/// and every stored event that is a version of each.
+pub async fn behind(
+    connection: &mut PgConnection,
+    framework: &Framework,
+    definition: &Indicator,
+    period: &Period,
+) -> Result<Vec<EvidenceRecord>, ApiError> {
+    let code = definition.code.as_str();
     let record_type = definition.record.as_str();
     let mut behind = Vec::new();
-    for row in read::current_records(&state.pool, record_type).await? {
+    for row in read::current_records(&mut *connection, record_type).await? {
         let record: Record = serde_json::from_str(&row.record)
             .map_err(|e| ApiError::Unavailable(format!("stored record cannot be read: {e}")))?;
         // A sum counts once; a distinct count may count several items (ND2's beneficiaries).
         let mut amount = None;
         let mut items = Vec::new();
-        for contribution in loaded.framework.contributions(&record) {
+        for contribution in framework.contributions(&record) {
             match contribution {
                 Contribution::Sum(k, n)
                     if k.indicator == code && k.period == period.as_str() && k.dimension.is_empty() =>
@@ -77,7 +94,7 @@ pub async fn records(
         behind.iter().map(|(row, _, _)| row.post_key.clone().unwrap_or_else(|| row.record_key.clone())).collect();
     groups.sort();
     groups.dedup();
-    let events = read::events_in_groups(&state.pool, record_type, &groups).await?;
+    let events = read::events_in_groups(&mut *connection, record_type, &groups).await?;
     let mut by_key: HashMap<&str, Vec<&read::EvidenceEvent>> = HashMap::new();
     for event in &events {
         for key in &event.record_keys {
@@ -110,7 +127,7 @@ pub async fn records(
             EvidenceRecord { record_type: definition.record, key, counted, record, events }
         })
         .collect();
-    Ok(Json(Evidence { code: code.to_owned(), period: period.as_str().to_owned(), records }))
+    Ok(records)
 }
 
 /// A stored event's place in the order of versions, from its `time` as sent (the column

@@ -4,7 +4,8 @@
 mod auth;
 mod dashboard;
 mod doc;
-mod evidence;
+pub mod evidence;
+pub mod report;
 pub mod schema;
 pub mod stream;
 
@@ -54,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/indicators/{code}/series", get(series))
         .route("/api/v1/indicators/{code}/records", get(evidence::records))
         .route("/api/v1/export.csv", get(evidence::export))
+        .route("/report", get(report::page))
         .route("/api/v1/stream", get(stream::stream))
         .route("/api/v1/openapi.json", get(doc::document))
         .route("/api/v1/rejections", get(rejections))
@@ -65,10 +67,19 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// An error answer: `{"error": "..."}` with its status.
+#[derive(Debug)]
 pub enum ApiError {
     BadRequest(String),
     NotFound(String),
     Unavailable(String),
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiError::BadRequest(m) | ApiError::NotFound(m) | ApiError::Unavailable(m) => f.write_str(m),
+        }
+    }
 }
 
 impl IntoResponse for ApiError {

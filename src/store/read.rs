@@ -15,7 +15,11 @@ pub struct ValueRow {
 }
 
 /// The non-zero values of every indicator of a framework for one period.
-pub async fn values_for_period(pool: &PgPool, framework: &str, period: &str) -> Result<Vec<ValueRow>, sqlx::Error> {
+pub async fn values_for_period(
+    executor: impl sqlx::PgExecutor<'_>,
+    framework: &str,
+    period: &str,
+) -> Result<Vec<ValueRow>, sqlx::Error> {
     sqlx::query_as!(
         ValueRow,
         r#"select indicator as "indicator!", period as "period!", dimension as "dimension!", key as "key!",
@@ -25,7 +29,7 @@ pub async fn values_for_period(pool: &PgPool, framework: &str, period: &str) -> 
         framework,
         period
     )
-    .fetch_all(pool)
+    .fetch_all(executor)
     .await
 }
 
@@ -162,7 +166,11 @@ pub async fn ping(pool: &PgPool) -> bool {
 }
 
 /// An indicator's total for every year with data, oldest first.
-pub async fn yearly_totals(pool: &PgPool, framework: &str, indicator: &str) -> Result<Vec<(String, i64)>, sqlx::Error> {
+pub async fn yearly_totals(
+    executor: impl sqlx::PgExecutor<'_>,
+    framework: &str,
+    indicator: &str,
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"select period as "period!", value as "value!" from framework_values
         where framework = $1 and indicator = $2 and dimension = '' and length(period) = 4
@@ -170,7 +178,7 @@ pub async fn yearly_totals(pool: &PgPool, framework: &str, indicator: &str) -> R
         framework,
         indicator
     )
-    .fetch_all(pool)
+    .fetch_all(executor)
     .await?;
     Ok(rows.into_iter().map(|r| (r.period, r.value)).collect())
 }
@@ -196,7 +204,10 @@ pub struct CurrentRecord {
 }
 
 /// Every current record of one type.
-pub async fn current_records(pool: &PgPool, record_type: &str) -> Result<Vec<CurrentRecord>, sqlx::Error> {
+pub async fn current_records(
+    executor: impl sqlx::PgExecutor<'_>,
+    record_type: &str,
+) -> Result<Vec<CurrentRecord>, sqlx::Error> {
     sqlx::query_as!(
         CurrentRecord,
         r#"select record_key, post_key, event_seq, record::text as "record!"
@@ -204,7 +215,7 @@ pub async fn current_records(pool: &PgPool, record_type: &str) -> Result<Vec<Cur
         order by record_key"#,
         record_type
     )
-    .fetch_all(pool)
+    .fetch_all(executor)
     .await
 }
 
@@ -228,7 +239,7 @@ pub struct EvidenceEvent {
 /// Every stored event of `record_type` in one of `groups` (record keys, or post keys for
 /// social posts), oldest version first.
 pub async fn events_in_groups(
-    pool: &PgPool,
+    executor: impl sqlx::PgExecutor<'_>,
     record_type: &str,
     groups: &[String],
 ) -> Result<Vec<EvidenceEvent>, sqlx::Error> {
@@ -243,7 +254,7 @@ pub async fn events_in_groups(
         record_type,
         groups
     )
-    .fetch_all(pool)
+    .fetch_all(executor)
     .await
 }
 
