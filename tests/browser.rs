@@ -322,6 +322,54 @@ async fn dashboard_scenario(env: &mut TestEnv, w: usize, browser: &Browser) {
     browser.wait_for("the page in English", language, json!([]), english.clone()).await;
     browser.refresh().await;
     browser.wait_for("English after a reload", language, json!([]), english).await;
+
+    // The language is in the page's address; `?lang=` there wins over the last choice.
+    let address = "return new URL(location.href).searchParams.get('lang')";
+    assert_eq!(browser.execute(address, json!([])).await, json!("en"));
+    browser.navigate(&format!("http://{}/?period=2019&lang=fr", env.worker(w).http)).await;
+    browser.wait_for("French from the address", language, json!([]), json!(["fr", ke1["title"]])).await;
+
+    // "Data as of", the exports, the report, and each value's evidence.
+    browser
+        .wait_for(
+            "the data-as-of line",
+            "return document.getElementById('as-of').textContent.startsWith('Données au ')",
+            json!([]),
+            json!(true),
+        )
+        .await;
+    let links = browser
+        .execute(
+            "const href = (s) => { const u = new URL(document.querySelector(s).href); return [u.pathname, u.search, u.hash]; }; \
+             return [href('#csv-link'), href('#xlsx-link'), href('#report-link'), href('[data-code=\"KE1\"] .value-link'), \
+             href('[data-code=\"KE1\"] .evidence-json')]",
+            json!([]),
+        )
+        .await;
+    let framework = "framework=ecpat-2018-2021";
+    assert_eq!(
+        links,
+        json!([
+            ["/api/v1/export.csv", format!("?{framework}&period=2019"), ""],
+            ["/api/v1/export.xlsx", format!("?{framework}&period=2019&lang=fr"), ""],
+            ["/report", format!("?{framework}&period=2019&lang=fr"), ""],
+            ["/report", format!("?{framework}&period=2019&lang=fr"), "#evidence-KE1"],
+            ["/api/v1/indicators/KE1/records", format!("?{framework}&period=2019"), ""],
+        ])
+    );
+    // Following KE1's value opens the report at its evidence: the records of the API.
+    browser.click("[data-code=\"KE1\"] .value-link").await;
+    let (_, evidence) = env.worker(w).get("/api/v1/indicators/KE1/records?period=2019").await;
+    let records = evidence["records"].as_array().unwrap().len();
+    assert!(records > 0);
+    browser
+        .wait_for(
+            "KE1's evidence in the report",
+            "const annex = document.getElementById('evidence-KE1');              return annex ? [location.pathname, annex.querySelectorAll('tr.evidence').length] : null",
+            json!([]),
+            json!(["/report", records]),
+        )
+        .await;
 }
 
 /// A second framework, loaded beside the default one: five years, one objective, two

@@ -133,6 +133,22 @@ async fn the_report_shows_every_value_breakdown_and_piece_of_evidence_of_the_api
         .sum();
     assert_eq!(breakdowns.rows().count() - 1, expected, "every breakdown value");
 
+    // The same workbook over HTTP, in French.
+    let response = reqwest::get(format!("http://{http}/api/v1/export.xlsx?period=2019&lang=fr")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet");
+    assert!(response.headers()["content-disposition"].to_str().unwrap().contains("ecpat-indicators-2019.xlsx"));
+    let bytes = response.bytes().await.unwrap();
+    let mut workbook = Xlsx::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let sheet = workbook.worksheet_range("Indicateurs").unwrap();
+    let list: Value =
+        reqwest::get(format!("http://{http}/api/v1/indicators?period=2019")).await.unwrap().json().await.unwrap();
+    for indicator in list["indicators"].as_array().unwrap() {
+        let code = indicator["code"].as_str().unwrap();
+        let row = sheet.rows().find(|row| row.get(1) == Some(&Data::String(code.to_owned()))).unwrap();
+        assert_eq!(row[4], Data::Float(indicator["value"].as_i64().unwrap() as f64), "{code} in 2019");
+    }
+
     // Bad arguments: one line, non-zero.
     let refused = env.cli(&["report", "--period", "1800", "--format", "html", "--out", html.to_str().unwrap()]).await;
     assert!(!refused.status.success());

@@ -38,6 +38,7 @@ use super::schema::{self, ErrorBody, OpenApiDocument, Tally};
         super::series,
         super::evidence::records,
         super::evidence::export,
+        super::report::workbook,
         super::report::page,
         super::rejections,
         super::stream::stream,

@@ -55,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/indicators/{code}/series", get(series))
         .route("/api/v1/indicators/{code}/records", get(evidence::records))
         .route("/api/v1/export.csv", get(evidence::export))
+        .route("/api/v1/export.xlsx", get(report::workbook))
         .route("/report", get(report::page))
         .route("/api/v1/stream", get(stream::stream))
         .route("/api/v1/openapi.json", get(doc::document))

@@ -1,13 +1,15 @@
-//! `GET /report`: the report for donors as a printable page (see `crate::report`).
+//! `GET /report`: the report for donors as a printable page, and `GET /api/v1/export.xlsx`:
+//! the same as a workbook (see `crate::report`).
 
 use axum::extract::{Query, State};
-use axum::response::Html;
+use axum::http::header;
+use axum::response::{Html, IntoResponse};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::doc::{BadRequest, NotFound, Unavailable};
 use super::{ApiError, AppState, FrameworkQuery, PeriodQuery, framework, period};
-use crate::report::{self, Lang, html};
+use crate::report::{self, Lang, html, xlsx};
 
 /// `?lang=` of the report.
 #[derive(Deserialize, IntoParams)]
@@ -53,4 +55,41 @@ pub async fn page(
     let report = report::gather(&state.pool, &chosen.loaded().framework, &period, lang).await?;
     let dashboard = format!("./?framework={}&period={}&lang={}", chosen.id(), period.as_str(), lang.as_str());
     Ok(Html(html::render(&report, Some(&dashboard))))
+}
+
+/// The report's workbook: the values of a framework (the default one unless asked) for a
+/// period, with breakdowns, years and evidence.
+#[utoipa::path(get, path = "/api/v1/export.xlsx", operation_id = "exportXlsx", tag = "indicators",
+    params(PeriodQuery, FrameworkQuery, LangQuery),
+    responses(
+        (status = 200, content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            body = Vec<u8>,
+            description = "An XLSX workbook with four sheets: indicators (objective, code, title, period, value, \
+                baseline, target, progress), breakdowns, years and evidence (one row per event behind a value); \
+                sheet and column names in the language asked.",
+            headers(("Content-Disposition" = String,
+                description = "`attachment; filename=\"ecpat-indicators-PERIOD.xlsx\"`"))),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    ))]
+pub async fn workbook(
+    State(state): State<AppState>,
+    Query(query): Query<PeriodQuery>,
+    Query(which): Query<FrameworkQuery>,
+    Query(language): Query<LangQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let chosen = framework(&state, &which).await?;
+    let period = period(&query, &chosen.loaded().framework)?;
+    let lang = lang(&language)?;
+    let report = report::gather(&state.pool, &chosen.loaded().framework, &period, lang).await?;
+    let bytes = xlsx::render(&report).map_err(|e| ApiError::Unavailable(format!("cannot write the workbook: {e}")))?;
+    let disposition = format!("attachment; filename=\"ecpat-indicators-{}.xlsx\"", period.as_str());
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    ))
 }

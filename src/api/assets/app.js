@@ -6,8 +6,8 @@
 // follows the stream.
 
 import {
-  applyLanguage, card, noteYear, renderFramework, renderIndicator, renderLinks, renderSeries, renderTarget, renderValue,
-  setLanguage, setStatus, showError,
+  applyLanguage, card, noteFigures, noteYear, renderFramework, renderIndicator, renderLinks, renderSeries, renderTarget,
+  renderValue, setLanguage, setStatus, showError,
 } from './render.js';
 import { accessToken, apiPath, clearFrameworkState, currentFramework, span, state, t } from './state.js';
 
@@ -65,6 +65,7 @@ async function loadIndicators() {
     state.indicators.set(indicator.code, freshest(indicator, period, started.get(indicator.code) || 0));
     renderIndicator(indicator.code);
   }
+  noteFigures();
 }
 
 async function loadSeries(code) {
@@ -141,6 +142,7 @@ function onTally(event) {
   if (typeof code !== 'string' || typeof period !== 'string' || typeof value !== 'number') return;
   state.generation.set(code, generation(code) + 1);
   state.tallies.set(`${code} ${period}`, value);
+  noteFigures();
   noteYear(period);
   const indicator = state.indicators.get(code);
   if (indicator && period === state.period && indicator.value !== value) {
@@ -201,6 +203,8 @@ function updateAddress() {
   else url.searchParams.set('framework', state.framework);
   if (state.period === 'all') url.searchParams.delete('period');
   else url.searchParams.set('period', state.period);
+  if (state.lang === 'fr') url.searchParams.delete('lang');
+  else url.searchParams.set('lang', state.lang);
   history.replaceState(null, '', url);
 }
 
@@ -227,7 +231,10 @@ function showPeriod(period) {
 // ---- Start -----------------------------------------------------------------------------
 
 function start() {
-  document.getElementById('lang-toggle').addEventListener('click', () => setLanguage(t().other.code));
+  document.getElementById('lang-toggle').addEventListener('click', () => {
+    setLanguage(t().other.code);
+    updateAddress();
+  });
   document.getElementById('framework').addEventListener('change', (event) => showFramework(event.target.value));
   document.getElementById('period').addEventListener('change', (event) => showPeriod(event.target.value));
   applyLanguage();

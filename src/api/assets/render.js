@@ -59,6 +59,8 @@ export function applyLanguage() {
   renderFrameworkOptions();
   renderPeriodOptions();
   renderObjectiveTitles();
+  renderAsOf();
+  renderLinks();
   for (const code of state.indicators.keys()) renderIndicator(code);
 }
 
@@ -112,18 +114,40 @@ function renderFrameworkOptions() {
   if (state.framework) select.value = state.framework;
 }
 
-// The footer's links to the data shown: the JSON list and the CSV export.
+// The footer's links to the data shown: the JSON list, the CSV and XLSX exports and the
+// printable report.
 export function renderLinks() {
   const json = document.getElementById('json-link');
   json.href = apiLink('/api/v1/indicators', { period: state.period });
   json.textContent = `/api/v1/indicators?${new URLSearchParams({ framework: state.framework, period: state.period })}`;
   document.getElementById('csv-link').href = apiLink('/api/v1/export.csv', { period: state.period });
+  document.getElementById('xlsx-link').href = apiLink('/api/v1/export.xlsx', { period: state.period, lang: state.lang });
+  document.getElementById('report-link').href = apiLink('/report', { period: state.period, lang: state.lang });
+  for (const article of document.querySelectorAll('article.indicator')) renderEvidenceLink(article, article.dataset.code);
 }
 
 export function setLanguage(lang) {
   state.lang = lang;
   storeLanguage(lang);
   applyLanguage();
+}
+
+// "Data as of": when the page last received figures, in the page's language.
+export function renderAsOf() {
+  const node = document.getElementById('as-of');
+  if (!state.asOf) {
+    node.textContent = '';
+    return;
+  }
+  const time = new Intl.DateTimeFormat(t().locale, { dateStyle: 'long', timeStyle: 'medium' }).format(state.asOf);
+  node.textContent = t().asOf(time);
+  node.dataset.time = state.asOf.toISOString();
+}
+
+// Notes that figures just arrived.
+export function noteFigures() {
+  state.asOf = new Date();
+  renderAsOf();
 }
 
 function renderStatus() {
@@ -183,12 +207,17 @@ function createCard(indicator) {
     // which indicator changed, not a bare number.
     element('p', { class: 'figure', 'aria-live': 'polite', 'aria-atomic': 'true' }, [
       element('span', { class: 'visually-hidden', text: `${code} ` }),
-      element('span', { class: 'value', text: '0' }),
+      element('a', { class: 'value-link' }, [element('span', { class: 'value', text: '0' })]),
     ]),
     element('div', { class: 'target' }),
     element('div', { class: 'breakdowns' }),
     element('figure', { class: 'series' }, [element('figcaption'), element('div', { class: 'chart' })]),
-    element('p', { class: 'evidence' }, [element('a')]),
+    element('p', { class: 'evidence' }, [
+      element('a', { class: 'evidence-report' }),
+      ' (',
+      element('a', { class: 'evidence-json' }),
+      ')',
+    ]),
   ]);
   section.append(article);
   return article;
@@ -206,11 +235,19 @@ export function renderIndicator(code) {
   renderEvidenceLink(article, code);
 }
 
-// The link to the records behind the total of the period shown.
+// The links to the records behind the total of the period shown: the value itself and
+// the line under the card open the report's annex for the indicator; "JSON" the API's.
 function renderEvidenceLink(article, code) {
-  const link = article.querySelector('.evidence a');
-  link.href = apiLink(`/api/v1/indicators/${encodeURIComponent(code)}/records`, { period: state.period });
+  const report = `${apiLink('/report', { period: state.period, lang: state.lang })}#evidence-${encodeURIComponent(code)}`;
+  const value = article.querySelector('.value-link');
+  value.href = report;
+  value.title = t().valueLink(code);
+  const link = article.querySelector('.evidence-report');
+  link.href = report;
   link.textContent = t().evidence(code);
+  const json = article.querySelector('.evidence-json');
+  json.href = apiLink(`/api/v1/indicators/${encodeURIComponent(code)}/records`, { period: state.period });
+  json.textContent = t().evidenceJson;
 }
 
 // The `.value` element holds the plain integer (its text is what tests and scrapers read);

@@ -12,7 +12,10 @@ export const state = {
   framework: initialFramework(),
   // The frameworks loaded, as `/api/v1/frameworks` lists them ([] until it answers).
   frameworks: [],
-  lang: storedLanguage(),
+  // `?lang=` in the page's address, else the reader's last choice, else French.
+  lang: initialLanguage(),
+  // When the page last received figures (an answer or a live update), for "data as of".
+  asOf: null,
   period: initialPeriod(),
   status: 'connecting',
   // code → the API's indicator object for `period`.
@@ -87,6 +90,11 @@ export function clearFrameworkState() {
   state.generation.clear();
   state.tallies.clear();
   state.years = yearRange(frameworkYears());
+}
+
+function initialLanguage() {
+  const lang = new URLSearchParams(location.search).get('lang');
+  return lang === 'en' || lang === 'fr' ? lang : storedLanguage();
 }
 
 function storedLanguage() {
