@@ -164,6 +164,15 @@ impl Browser {
         self.post(&format!("/element/{element}/click"), json!({})).await;
     }
 
+    /// Saves a screenshot of the page for the user guides, as `target/screenshots/NAME.png`
+    /// (`scripts/screenshots` copies them into docs/images/).
+    async fn screenshot_for_guide(&self, name: &str) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        self.screenshot(&dir.join(format!("{name}.png"))).await;
+        assert!(dir.join(format!("{name}.png")).is_file(), "a screenshot of {name}");
+    }
+
     /// Saves a screenshot of the page, to look at after a failed run.
     async fn screenshot(&self, path: &Path) {
         let answer = command(self.http.get(format!("{}/screenshot", self.session)), "screenshot").await;
@@ -323,6 +332,8 @@ async fn dashboard_scenario(env: &mut TestEnv, w: usize, browser: &Browser) {
     browser.refresh().await;
     browser.wait_for("English after a reload", language, json!([]), english).await;
 
+    browser.screenshot_for_guide("dashboard-en").await;
+
     // The language is in the page's address; `?lang=` there wins over the last choice.
     let address = "return new URL(location.href).searchParams.get('lang')";
     assert_eq!(browser.execute(address, json!([])).await, json!("en"));
@@ -370,6 +381,9 @@ async fn dashboard_scenario(env: &mut TestEnv, w: usize, browser: &Browser) {
             json!(["/report", records]),
         )
         .await;
+    browser.navigate(&format!("http://{}/report?period=2019&lang=fr", env.worker(w).http)).await;
+    browser.wait_for("the report", "return !!document.getElementById('evidence-KE1')", json!([]), json!(true)).await;
+    browser.screenshot_for_guide("report-fr").await;
 }
 
 /// A second framework, loaded beside the default one: five years, one objective, two
@@ -540,7 +554,7 @@ async fn framework_scenario(env: &mut TestEnv, w: usize, browser: &Browser) {
         .await;
     let links = browser
         .execute(
-            "return [document.querySelector('[data-code=\"RS1\"] .evidence a').getAttribute('href'), \
+            "return [document.querySelector('[data-code=\"RS1\"] .evidence-json').getAttribute('href'), \
              document.getElementById('csv-link').getAttribute('href')]",
             json!([]),
         )
