@@ -8,12 +8,16 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Every file below `dir` (relative to the crate), recursively.
+/// Every text file below `dir` (relative to the crate), recursively: not the screenshots.
 fn files_under(dir: &str) -> Vec<PathBuf> {
     fn walk(path: &Path, found: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display())) {
             let path = entry.expect("a directory entry").path();
-            if path.is_dir() { walk(&path, found) } else { found.push(path) }
+            if path.is_dir() {
+                walk(&path, found)
+            } else if path.extension().is_none_or(|e| e != "png") {
+                found.push(path)
+            }
         }
     }
     let mut found = vec![];
