@@ -16,6 +16,7 @@
 //! - [`indicators`]: tally keys, deltas and periods (pure);
 //! - [`store`]: all SQL, by table (events, records, tallies, rejections), and reading;
 //! - [`api`], [`health`], [`metrics`]: the HTTP API, readiness and Prometheus metrics;
+//! - [`import`]: registers (CSV, `.xlsx`) to checked events, one per row (pure);
 //! - [`app`], [`cli`]: the subcommands.
 //!
 //! One event's way, in five files: `consumer/deliveries.rs` reads it from RabbitMQ and
@@ -36,6 +37,7 @@ pub mod consumer;
 pub mod envelope;
 pub mod framework;
 pub mod health;
+pub mod import;
 pub mod indicators;
 pub mod ledger;
 pub mod metrics;
