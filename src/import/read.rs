@@ -168,7 +168,7 @@ fn workbook_cell(data: &Data) -> Cell {
             _ => Cell::Number(date.as_f64()),
         },
         Data::String(text) | Data::DateTimeIso(text) | Data::DurationIso(text) => text_cell(text),
-        Data::Error(error) => Cell::Text(format!("#{error:?}")),
+        Data::Error(error) => Cell::Text(error.to_string()),
     }
 }
 

@@ -1,3 +1,6 @@
+//! Rows to events: the fields and kinds taken from the record types, cells read by kind,
+//! ids from content, and bad rows named by row and field as the worker would name them.
+
 use super::*;
 
 fn row(number: usize, cells: &[&str]) -> Row {
