@@ -36,6 +36,8 @@ pub enum HeaderError {
     UnknownColumn { column: String, record_type: &'static str, known: String },
     #[error("column {column:?} appears twice in the header")]
     DuplicateColumn { column: String },
+    #[error("{0} records cannot be imported from a register")]
+    NotImportable(&'static str),
 }
 
 /// A row that does not make a valid event: `row N: field F: reason`.
@@ -120,7 +122,7 @@ impl Importer {
     /// column without a name is allowed as long as its cells are empty. Every event gets
     /// the source `urn:ecpat:import:TYPE` and `time` (RFC 3339).
     pub fn new(record_type: RecordType, header: &[String], time: String) -> Result<Importer, HeaderError> {
-        let event_type = importable(record_type).expect("the command takes only importable types");
+        let event_type = importable(record_type).ok_or(HeaderError::NotImportable(record_type.as_str()))?;
         let fields = fields(record_type);
         let mut columns = Vec::with_capacity(header.len());
         for name in header {

@@ -70,6 +70,8 @@ fn an_unknown_or_repeated_column_refuses_the_header() {
         r#"column "lieu" is not a field of capacity_training (the fields are: beneficiaries, held_on, title, training_id)"#
     );
     assert_eq!(repeated.err().unwrap(), HeaderError::DuplicateColumn { column: "title".into() });
+    let posts = Importer::new(RecordType::SocialPost, &header(&["platform"]), String::new());
+    assert_eq!(posts.err().unwrap(), HeaderError::NotImportable("social_post"));
 }
 
 #[test]
