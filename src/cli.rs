@@ -1,13 +1,15 @@
-//! The one-shot subcommands: `publish`, `recompute`, `rejections list|replay`,
+//! The one-shot subcommands: `publish`, `import`, `recompute`, `rejections list|replay`,
 //! `frameworks load|list|show|remove`, `report`.
 
 pub mod frameworks;
+mod import;
 mod publish;
 mod rejections;
 pub mod report;
 
 use tracing::info;
 
+pub use import::{ImportOptions, import, importable_type};
 pub use publish::publish;
 pub use rejections::{known_reason, list_rejections, preview_replay, replay_rejections};
 

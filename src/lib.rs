@@ -17,6 +17,7 @@
 //! - [`store`]: all SQL, by table (events, records, tallies, rejections), and reading;
 //! - [`api`], [`health`], [`metrics`]: the HTTP API, readiness and Prometheus metrics;
 //! - [`report`]: the report for donors (a printable page, a workbook);
+//! - [`import`]: registers (CSV, `.xlsx`) to checked events, one per row (pure);
 //! - [`app`], [`cli`]: the subcommands.
 //!
 //! One event's way, in five files: `consumer/deliveries.rs` reads it from RabbitMQ and
@@ -37,6 +38,7 @@ pub mod consumer;
 pub mod envelope;
 pub mod framework;
 pub mod health;
+pub mod import;
 pub mod indicators;
 pub mod ledger;
 pub mod metrics;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ecpat_indicators::config::Settings;
+use ecpat_indicators::records::RecordType;
 use ecpat_indicators::store::read::REJECTIONS_LIMIT;
 use ecpat_indicators::{app, cli, collector, telemetry};
 use tokio::signal::unix::{SignalKind, signal};
@@ -41,6 +42,21 @@ enum Command {
         /// to this many (up to 1000; faster to drain for a large backlog).
         #[arg(long, default_value_t = 1)]
         batch: usize,
+    },
+    /// Import a register (CSV or .xlsx, one record per row, columns named after the
+    /// record's fields) as events of one record type, with confirms. Every row is checked
+    /// first: any invalid row is reported and nothing is published (exit code 1).
+    Import {
+        file: PathBuf,
+        /// The record type of every row: publication, un_submission, capacity_training, ...
+        #[arg(long = "type", value_name = "TYPE", value_parser = cli::importable_type)]
+        record_type: RecordType,
+        /// Check every row and print the id each row's event would have; publish nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Publish the valid rows even when some are invalid (still reported, exit code 1).
+        #[arg(long)]
+        skip_invalid: bool,
     },
     /// Rebuild every framework's tallies from the stored records.
     Recompute,
@@ -184,6 +200,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Publish { file, batch } => {
             cli::publish(&settings, &file, batch).await?;
+        }
+        Command::Import { file, record_type, dry_run, skip_invalid } => {
+            cli::import(&settings, &file, record_type, cli::ImportOptions { dry_run, skip_invalid }).await?;
         }
         Command::Recompute => {
             cli::recompute(&settings).await?;

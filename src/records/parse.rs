@@ -199,19 +199,7 @@ fn withdrawal(f: &Fields) -> Result<Change> {
         .get("key")
         .ok_or_else(|| error(&key_path, "is required".into()))
         .and_then(|v| Fields::object(v, &key_path))?;
-    let expected: &[&str] = match record_type {
-        RecordType::SocialPost => &["platform", "post_id"],
-        RecordType::Publication => &["publication_id"],
-        RecordType::UnSubmission => &["submission_id"],
-        RecordType::UnRecommendation => &["recommendation_id"],
-        RecordType::MediaStory => &["story_id"],
-        RecordType::AdvocacyInitiative => &["initiative_id"],
-        RecordType::SurvivorParticipation => &["participation_id"],
-        RecordType::ChildOutreach => &["outreach_id"],
-        RecordType::CapacityTraining => &["training_id"],
-        RecordType::MemberExpertise => &["member", "year"],
-        RecordType::Fact => &["fact_id"],
-    };
+    let expected = key_fields(record_type);
     if let Some(extra) = key.names().find(|name| !expected.contains(&name.as_str())) {
         return Err(error(
             &key.path(&field_name(extra)),
@@ -229,6 +217,23 @@ fn withdrawal(f: &Fields) -> Result<Change> {
         _ => vec![key.req(expected[0], identifier)?.into()],
     };
     Ok(Change::Withdraw(RecordKey { record_type, key: key_text(&parts) }))
+}
+
+/// The key fields of a kind of record, as a withdrawal names them (docs/events.md).
+pub fn key_fields(record_type: RecordType) -> &'static [&'static str] {
+    match record_type {
+        RecordType::SocialPost => &["platform", "post_id"],
+        RecordType::Publication => &["publication_id"],
+        RecordType::UnSubmission => &["submission_id"],
+        RecordType::UnRecommendation => &["recommendation_id"],
+        RecordType::MediaStory => &["story_id"],
+        RecordType::AdvocacyInitiative => &["initiative_id"],
+        RecordType::SurvivorParticipation => &["participation_id"],
+        RecordType::ChildOutreach => &["outreach_id"],
+        RecordType::CapacityTraining => &["training_id"],
+        RecordType::MemberExpertise => &["member", "year"],
+        RecordType::Fact => &["fact_id"],
+    }
 }
 
 /// A field name for an error's path: as is when plain, else quoted (escaped, cut short).

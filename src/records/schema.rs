@@ -94,6 +94,15 @@ pub fn with_property(schema: RefOr<Schema>, name: &str, property: impl Into<RefO
     }
 }
 
+/// The schema of a kind of record's fields (without the tag).
+pub fn record_schema(record_type: RecordType) -> RefOr<Schema> {
+    variants()
+        .into_iter()
+        .find(|(kind, _)| *kind == record_type)
+        .map(|(_, schema)| schema)
+        .expect("every kind has a schema")
+}
+
 /// Each kind of record and its schema (without the tag).
 fn variants() -> [(RecordType, RefOr<Schema>); 11] {
     [
