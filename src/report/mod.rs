@@ -126,9 +126,7 @@ pub fn counted_text(counted: &Counted) -> String {
 /// Reads the report of `framework` for `period` in one read-only snapshot, so that every
 /// figure and every piece of evidence agree.
 pub async fn gather(pool: &PgPool, framework: &Framework, period: &Period, lang: Lang) -> Result<Report, ApiError> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("set transaction isolation level repeatable read, read only").execute(&mut *tx).await?;
-    let as_of: DateTime<Utc> = sqlx::query_scalar("select now()").fetch_one(&mut *tx).await?;
+    let (mut tx, as_of) = read::snapshot(pool).await?;
     let rows = read::values_for_period(&mut *tx, &framework.id, period.as_str()).await?;
     let mut objectives = Vec::new();
     for objective in &framework.objectives {

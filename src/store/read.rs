@@ -290,3 +290,13 @@ pub async fn export_rows(
     .fetch_all(pool)
     .await
 }
+
+/// A read-only transaction that sees one snapshot of the database, and the time it was
+/// taken: what a report reads, so that all its figures agree.
+pub async fn snapshot(
+    pool: &PgPool,
+) -> Result<(sqlx::Transaction<'static, sqlx::Postgres>, DateTime<Utc>), sqlx::Error> {
+    let mut tx = pool.begin_with("begin isolation level repeatable read, read only").await?;
+    let as_of = sqlx::query_scalar!(r#"select now() as "now!""#).fetch_one(&mut *tx).await?;
+    Ok((tx, as_of))
+}
