@@ -392,3 +392,44 @@ async fn when_the_broker_is_unreachable_the_answer_is_503_with_retry_after() {
     let fields: Vec<&String> = answer.body.as_object().unwrap().keys().collect();
     assert_eq!(fields, ["error"], "{}", answer.body);
 }
+
+/// Why `body` is not the answer that the served OpenAPI document describes for
+/// `POST /api/v1/events` and `status` (nothing when it is).
+fn violations(document: &Value, status: u16, body: &Value) -> Vec<String> {
+    let pointer = format!("/paths/~1api~1v1~1events/post/responses/{status}/content/application~1json/schema");
+    let schema = document.pointer(&pointer).unwrap_or_else(|| panic!("the document describes a {status}"));
+    let mut root = schema.clone();
+    root["components"] = document["components"].clone();
+    let validator = jsonschema::draft202012::options().build(&root).expect("the schema compiles");
+    validator.iter_errors(body).map(|e| format!("{}: {e}", e.instance_path())).collect()
+}
+
+#[tokio::test]
+async fn every_answer_matches_the_openapi_document() {
+    with_writer("write_openapi", &[], async |env, http| {
+        let document: Value =
+            reqwest::get(format!("http://{http}/api/v1/openapi.json")).await.unwrap().json().await.unwrap();
+        let mut bad = plain_publication("bad");
+        bad["data"]["scope"] = json!("planetary");
+        let too_large = vec![b' '; ecpat_indicators::envelope::MAX_BODY + 1];
+        let answers = [
+            post_json(&http, &plain_publication("ok")).await,
+            post_json(&http, &bad).await,
+            post_json(&http, &json!([plain_publication("ok2"), bad])).await,
+            post(&http, None, &[("content-type", STRUCTURED)], "{}").await,
+            post(&http, Some(TOKEN), &[("content-type", STRUCTURED)], too_large).await,
+        ];
+
+        let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+        assert_eq!(statuses, [202, 400, 400, 401, 413]);
+        for answer in &answers {
+            let violations = violations(&document, answer.status, &answer.body);
+            assert!(violations.is_empty(), "{}: {}\n{}", answer.status, violations.join("\n"), answer.body);
+        }
+        let mut extra = answers[1].body.clone();
+        extra["index"] = json!(0);
+        assert!(!violations(&document, 400, &extra).is_empty(), "the check is strict");
+        env.wait_for_counts(1, 0, WAIT).await;
+    })
+    .await;
+}
