@@ -433,3 +433,52 @@ async fn every_answer_matches_the_openapi_document() {
     })
     .await;
 }
+
+/// The broker's connection pids of the API publisher of process `pid`, through `rabbitmqctl`
+/// (as an operator sees them).
+async fn publisher_connections(pid: u32) -> Vec<String> {
+    let output = tokio::process::Command::new("rabbitmqctl")
+        .args(["list_connections", "-s", "pid", "client_properties"])
+        .output()
+        .await
+        .expect("rabbitmqctl runs (the tests need it on the PATH, with access to the broker)");
+    assert!(output.status.success(), "rabbitmqctl failed: {}", String::from_utf8_lossy(&output.stderr));
+    let name = format!("\"ecpat-indicators api publisher pid {pid}\"");
+    let listing = String::from_utf8_lossy(&output.stdout).into_owned();
+    listing
+        .lines()
+        .filter(|line| line.contains(&name))
+        .filter_map(|line| Some(line.split('\t').next()?.to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn after_its_connection_is_closed_the_endpoint_connects_again() {
+    with_writer("write_reconnect", &[], async |env, http| {
+        assert_eq!(post_json(&http, &plain_publication("r1")).await.status, 202);
+        let pid = env.worker(0).child.id();
+        let before = publisher_connections(pid).await;
+        assert_eq!(before.len(), 1, "one publisher connection: {before:?}");
+
+        let closed = tokio::process::Command::new("rabbitmqctl")
+            .args(["close_connection", &before[0], "write endpoint test"])
+            .status()
+            .await
+            .unwrap();
+        assert!(closed.success());
+        // A client retries on 503 (the request that finds the connection closed may get one).
+        let start = Instant::now();
+        let mut statuses = Vec::new();
+        while statuses.last() != Some(&202) {
+            assert!(start.elapsed() < WAIT, "the endpoint never published again: {statuses:?}");
+            statuses.push(post_json(&http, &plain_publication("r2")).await.status);
+        }
+
+        assert!(statuses.len() <= 2 && statuses[..statuses.len() - 1].iter().all(|s| *s == 503), "{statuses:?}");
+        let after = publisher_connections(pid).await;
+        assert!(after.len() == 1 && after != before, "a new connection: {before:?} then {after:?}");
+        env.wait_for_counts(2, 0, WAIT).await;
+        assert_eq!(env.value("KE1", "all", "", "").await, 2);
+    })
+    .await;
+}

@@ -46,7 +46,8 @@ impl Writes {
     /// The write endpoint's state when [`WRITE_TOKEN_VAR`] is set (`None`: no endpoint).
     pub fn from_env(amqp: &Amqp) -> Option<Writes> {
         let token = Token::from_env(WRITE_TOKEN_VAR)?;
-        let publisher = Arc::new(LazyPublisher::new(amqp.clone(), "ecpat-indicators run (POST /api/v1/events)"));
+        let name = format!("ecpat-indicators api publisher pid {}", std::process::id());
+        let publisher = Arc::new(LazyPublisher::new(amqp.clone(), &name));
         Some(Writes { token, publisher })
     }
 }
@@ -171,7 +172,7 @@ pub(super) async fn publish(
             tracing::warn!(error = one_line(&e), events = accepted.len(), "Cannot publish events sent over HTTP.");
             let mut response = error(
                 StatusCode::SERVICE_UNAVAILABLE,
-                format!("the broker is unavailable, nothing was published: retry in {RETRY_AFTER_SECS} s"),
+                format!("the broker is unavailable or did not confirm: send again in {RETRY_AFTER_SECS} s"),
             );
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             response
