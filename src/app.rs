@@ -51,9 +51,10 @@ pub async fn run(settings: Settings, shutdown: watch::Receiver<bool>) -> anyhow:
     let (tallies, _) = tokio::sync::broadcast::channel(stream::BUFFER);
     tokio::spawn(stream::relay(pool.clone(), tallies.clone(), shutdown.clone()));
     let state = AppState { pool: pool.clone(), health: health.clone(), tallies, shutdown: shutdown.clone() };
+    let writes = api::write::Writes::from_env(&settings.amqp);
     let mut http_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, api::router(state))
+        axum::serve(listener, api::router(state, writes))
             .with_graceful_shutdown(async move {
                 let _ = http_shutdown.wait_for(|stop| *stop).await;
             })

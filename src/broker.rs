@@ -1,6 +1,7 @@
 //! RabbitMQ: connecting, declaring the topology of docs/events.md, and publishing with
 //! publisher confirms.
 
+mod lazy;
 mod socket;
 
 use std::time::Duration;
@@ -16,6 +17,7 @@ use serde_json::{Map, Value};
 use tracing::warn;
 
 use crate::config::{Amqp, redact};
+pub use lazy::LazyPublisher;
 
 /// A broker failure, with the URL's password removed.
 #[derive(Debug, thiserror::Error)]
@@ -241,6 +243,11 @@ impl Publisher {
         let channel = connection.create_channel().await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
         Ok(Publisher { channel, exchange: exchange.to_owned() })
+    }
+
+    /// Whether its channel is still open (a channel error or a lost connection closes it).
+    pub fn is_open(&self) -> bool {
+        self.channel.status().connected()
     }
 
     /// Publishes persistent messages and waits until the broker has confirmed them all.

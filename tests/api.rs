@@ -30,11 +30,12 @@ fn training(id: &str, training_id: &str, held_on: &str, beneficiaries: &[&str]) 
     )
 }
 
-/// Runs `test` against a fresh environment with one ready worker, and cleans up (workers,
-/// broker objects, database) whether the test passes or fails.
+/// Runs `test` against a fresh environment with one ready worker (with a write token, so
+/// that every documented route is served), and cleans up (workers, broker objects,
+/// database) whether the test passes or fails.
 async fn with_worker(label: &str, test: impl AsyncFnOnce(&mut TestEnv, String)) {
     let mut env = TestEnv::new(label).await;
-    let w = env.spawn_worker();
+    let w = env.spawn_worker_with(&[("ECPAT_WRITE_TOKEN", "write-token-for-api-tests")]);
     let http = env.worker(w).http.clone();
     let outcome = AssertUnwindSafe(async {
         env.worker(w).wait_ready(WAIT).await;

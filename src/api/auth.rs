@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Query, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
@@ -33,10 +33,11 @@ const PROBES: &[&str] = &["/healthz", "/readyz"];
 pub struct Token(Arc<SecretBox<[u8; 32]>>);
 
 impl Token {
-    /// The token from [`TOKEN_VAR`]; `None` when it is unset or empty (no authentication).
-    pub fn from_env() -> Option<Token> {
+    /// The token from the environment variable `var` ([`TOKEN_VAR`] for reading); `None`
+    /// when it is unset or empty.
+    pub fn from_env(var: &str) -> Option<Token> {
         // Wrapped at once, so that the variable's copy is wiped too.
-        let token = std::env::var(TOKEN_VAR).map(SecretString::from).ok()?;
+        let token = std::env::var(var).map(SecretString::from).ok()?;
         Some(token).filter(|t| !t.expose_secret().is_empty()).map(|t| Token::new(t.expose_secret()))
     }
 
@@ -45,7 +46,7 @@ impl Token {
     }
 
     /// Whether `offered` is the token, in constant time.
-    fn matches(&self, offered: &str) -> bool {
+    pub fn matches(&self, offered: &str) -> bool {
         let offered: [u8; 32] = Sha256::digest(offered.as_bytes()).into();
         self.0.expose_secret().ct_eq(&offered).into()
     }
@@ -67,16 +68,20 @@ struct AccessToken {
     access_token: Option<String>,
 }
 
-/// The token offered by a request: the bearer credentials, else the query parameter.
-fn offered(request: &Request) -> Option<String> {
-    let bearer = request
-        .headers()
+/// The credentials of `Authorization: Bearer <token>`, if any.
+pub fn bearer(headers: &HeaderMap) -> Option<String> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, credentials)| credentials.trim().to_owned());
-    bearer.or_else(|| Query::<AccessToken>::try_from_uri(request.uri()).ok().and_then(|q| q.0.access_token))
+        .map(|(_, credentials)| credentials.trim().to_owned())
+}
+
+/// The token offered by a request: the bearer credentials, else the query parameter.
+fn offered(request: &Request) -> Option<String> {
+    bearer(request.headers())
+        .or_else(|| Query::<AccessToken>::try_from_uri(request.uri()).ok().and_then(|q| q.0.access_token))
 }
 
 async fn require(State(token): State<Token>, request: Request, next: Next) -> Response {
@@ -91,7 +96,8 @@ async fn require(State(token): State<Token>, request: Request, next: Next) -> Re
     }
 }
 
-fn unauthorized(message: &str) -> Response {
+/// A 401 answer, `{"error": message}`, that asks for a bearer token.
+pub fn unauthorized(message: &str) -> Response {
     let mut response = (StatusCode::UNAUTHORIZED, Json(json!({ "error": message }))).into_response();
     response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     response

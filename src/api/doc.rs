@@ -8,6 +8,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use serde_json::json;
 use utoipa::openapi::extensions::Extensions;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi, PartialSchema, ToResponse, ToSchema};
 
@@ -17,16 +18,19 @@ use super::schema::{self, ErrorBody, OpenApiDocument, Tally};
 #[openapi(
     info(
         title = "ecpat-indicators",
-        description = "The ECPAT network's 2018-2021 strategic indicators, live.\n\nRead-only JSON API over the \
-            indicator tallies kept by the ecpat-indicators workers (docs/api.md). Every error is \
-            `{\"error\": \"...\"}`: 400 for a bad `period` or `limit`, 404 for an unknown indicator code or path, \
-            503 when the database does not answer. Periods are `all` or a year from 1990 to 2100. See docs/api.md.",
+        description = "The ECPAT network's 2018-2021 strategic indicators, live.\n\nJSON API over the \
+            indicator tallies kept by the ecpat-indicators workers (docs/api.md), read-only but for \
+            `POST /api/v1/events`, which publishes events for the workers when `ECPAT_WRITE_TOKEN` is set. \
+            Every error is `{\"error\": \"...\"}` (an event refused by `POST /api/v1/events` adds its reason \
+            and detail): 400 for a bad `period` or `limit`, 404 for an unknown indicator code or path, 503 when \
+            the database does not answer. Periods are `all` or a year from 1990 to 2100. See docs/api.md.",
         license(name = "MIT", identifier = "MIT"),
     ),
     servers((url = "http://127.0.0.1:8080", description = "The default `http.addr`.")),
     tags(
         (name = "indicators", description = "Indicator values, their evidence and the live stream."),
         (name = "operations", description = "Health, readiness, metrics, rejections, this document."),
+        (name = "events", description = "Publishing events over HTTP (only with `ECPAT_WRITE_TOKEN` set)."),
     ),
     paths(
         super::healthz,
@@ -42,6 +46,7 @@ use super::schema::{self, ErrorBody, OpenApiDocument, Tally};
         super::report::page,
         super::rejections,
         super::stream::stream,
+        super::write::publish,
         document,
     ),
     components(responses(BadRequest, NotFound, Unavailable)),
@@ -59,6 +64,8 @@ impl Modify for Completed {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.schemas.insert(ErrorBody::name().into(), ErrorBody::schema());
         components.schemas.extend(schema::extra_schemas());
+        let bearer = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("`ECPAT_WRITE_TOKEN`"));
+        components.add_security_scheme("write_token", SecurityScheme::Http(bearer.build()));
         let tally = json!({ "tally": { "$ref": format!("#/components/schemas/{}", Tally::name()) } });
         let stream = openapi.paths.paths.get_mut("/api/v1/stream").and_then(|item| item.get.as_mut());
         let ok = stream.and_then(|operation| operation.responses.responses.get_mut("200"));

@@ -2,12 +2,14 @@
 //! live stream, metrics and the dashboard page.
 
 mod auth;
+mod binary;
 mod dashboard;
 mod doc;
 pub mod evidence;
 pub mod report;
 pub mod schema;
 pub mod stream;
+pub mod write;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -44,8 +46,9 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
-/// The API's routes, behind the token of `ECPAT_API_TOKEN` when it is set (see `auth`).
-pub fn router(state: AppState) -> Router {
+/// The API's routes, behind the token of `ECPAT_API_TOKEN` when it is set (see `auth`),
+/// and with `writes`, `POST /api/v1/events` behind its own token (see `write`).
+pub fn router(state: AppState, writes: Option<write::Writes>) -> Router {
     let routes = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -64,7 +67,11 @@ pub fn router(state: AppState) -> Router {
         .merge(dashboard::routes())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .with_state(state);
-    auth::protect(routes, auth::Token::from_env())
+    let routes = auth::protect(routes, auth::Token::from_env(auth::TOKEN_VAR));
+    match writes {
+        Some(writes) => write::routes(writes).merge(routes),
+        None => routes,
+    }
 }
 
 /// An error answer: `{"error": "..."}` with its status.

@@ -7,7 +7,7 @@
 const SUFFIX: &str = "+json";
 
 /// Whether the media type `text` says JSON.
-pub(super) fn is_json(text: &str) -> bool {
+pub fn is_json(text: &str) -> bool {
     let essence = text.split_once(';').map_or(text, |(essence, _parameters)| essence).trim();
     let Some((kind, subtype)) = essence.split_once('/') else { return false };
     if !is_token(kind) || !is_token(subtype) {

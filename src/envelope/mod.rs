@@ -12,6 +12,7 @@ use crate::records::fields::{parse_rfc3339, quote, shown, subnanos};
 use crate::records::parse::{parse_event_data, unknown_type};
 use crate::records::{Change, EventType, str_enum};
 use attributes::Attributes;
+pub use media_type::is_json as is_json_media_type;
 
 /// Bodies larger than this are rejected as `too_large`.
 pub const MAX_BODY: usize = 1 << 20;
