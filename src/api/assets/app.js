@@ -240,6 +240,11 @@ function start() {
   });
   document.getElementById('framework').addEventListener('change', (event) => showFramework(event.target.value));
   document.getElementById('period').addEventListener('change', (event) => showPeriod(event.target.value));
+  // A record corrected or withdrawn in the record panel: its breakdowns may have changed
+  // without any total, which the stream would not say.
+  document.addEventListener('ecpat:changed', () => {
+    for (const code of state.indicators.keys()) scheduleRefresh(code);
+  });
   applyLanguage();
   initRecording();
   loadAll();

@@ -116,14 +116,17 @@ function fieldNode(name, rule, value, keyField) {
   } else if (rule.type === 'array' || rule.type === 'object') {
     const text = rule.type === 'array' ? (value || []).join('; ') : Object.entries(value || {}).map(([k, v]) => `${k}=${v}`).join('; ');
     input = element('input', { type: 'text', id, name, value: text, list: listFor(rule), required: isRequired });
-    hint = element('p', { class: 'hint', id: hintId, text: rule.type === 'array' ? t().listHint : t().pairsHint });
+    const itemHint = (t().formatHints || {})[rule.item && rule.item.ref];
+    const hintText = rule.type === 'array' ? [t().listHint, itemHint].filter(Boolean).join(' ') : t().pairsHint;
+    hint = element('p', { class: 'hint', id: hintId, text: hintText });
   } else if (rule.format === 'date') {
     input = element('input', { type: 'date', id, name, value: value ?? '', min: '1990-01-01', max: '2100-12-31', required: isRequired });
   } else if (rule.type === 'integer') {
     input = element('input', { type: 'number', id, name, value: value ?? '', step: '1', min: rule.minimum, max: rule.maximum, required: isRequired });
   } else {
     input = element('input', { type: 'text', id, name, value: value ?? '', list: listFor(rule), required: isRequired, maxlength: rule.maxLength });
-    if (rule.pattern) hint = element('p', { class: 'hint', id: hintId, text: t().patternHint(rule.pattern) });
+    const known = (t().formatHints || {})[rule.ref];
+    if (known || rule.pattern) hint = element('p', { class: 'hint', id: hintId, text: known || t().patternHint(rule.pattern) });
   }
   // The key of a record being corrected stays the same: a new version of the same record.
   if (keyField) input.readOnly = true;

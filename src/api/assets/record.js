@@ -216,6 +216,7 @@ async function submit(form, recordType) {
   if (status === 202) {
     awaitCount(t().recorded);
     for (const name of ['member', 'members', 'beneficiaries', 'organisation']) rememberMembers(data[name]);
+    if (panel.editing) awaitVersion(event.id, panel.editing.key);
     return;
   }
   if (status === 401) {
@@ -253,6 +254,31 @@ function awaitCount(message) {
 
 // ---- Correcting and withdrawing from the evidence ------------------------------------------
 
+const VERSION_POLL_MS = 500;
+const VERSION_POLLS = 40;
+
+// A correction may change no total (only a breakdown), so the live stream may say nothing:
+// waits until the records behind the indicator picked no longer show an older version than
+// `eventId` (the record is gone, or `eventId` is its current version), then has the cards
+// fetched again and the records shown anew.
+async function awaitVersion(eventId, key) {
+  const wanted = JSON.stringify(key);
+  const code = document.getElementById('evidence-code').value;
+  if (!code) return;
+  for (let poll = 0; poll < VERSION_POLLS; poll += 1) {
+    await new Promise((resolve) => setTimeout(resolve, VERSION_POLL_MS));
+    const body = await getJson(apiPath(`/api/v1/indicators/${encodeURIComponent(code)}/records`, { period: 'all' })).catch(() => null);
+    if (!body) continue;
+    const record = body.records.find((item) => JSON.stringify(item.key) === wanted);
+    const stale = record && !record.events.some((e) => e.current && e.id === eventId);
+    if (!stale) {
+      document.dispatchEvent(new CustomEvent('ecpat:changed'));
+      showEvidence(code);
+      return;
+    }
+  }
+}
+
 async function showEvidence(code) {
   const box = document.getElementById('evidence-list');
   if (!code) {
@@ -266,11 +292,11 @@ async function showEvidence(code) {
     const correct = element('button', { type: 'button', class: 'correct', text: t().correct });
     correct.addEventListener('click', () => {
       document.getElementById('record-type').value = recordType;
-      showForm(recordType, { record, events: item.events });
+      showForm(recordType, { record, events: item.events, key: item.key });
       document.querySelector('#record-form input:not([readonly]), #record-form select').focus();
     });
     const withdraw = element('button', { type: 'button', class: 'withdraw', text: t().withdraw });
-    withdraw.addEventListener('click', () => confirmWithdrawal(recordType, record, item.events));
+    withdraw.addEventListener('click', () => confirmWithdrawal(recordType, record, item));
     return element('li', { 'data-key': JSON.stringify(item.key) }, [
       element('span', { class: 'record-summary', text: `${t().recordTypes[recordType] || recordType} ${item.key.join(' · ')}` }),
       ' ', correct, ' ', withdraw,
@@ -279,7 +305,7 @@ async function showEvidence(code) {
   box.replaceChildren(rows.length ? element('ul', { class: 'evidence-records' }, rows) : element('p', { text: t().noRecords }));
 }
 
-function confirmWithdrawal(recordType, record, events) {
+function confirmWithdrawal(recordType, record, item) {
   const key = Object.fromEntries(keyFields(recordType, record).map((name) => [name, record[name]]));
   const dialog = element('dialog', { id: 'withdraw-dialog', 'aria-labelledby': 'withdraw-question' }, [
     element('p', { id: 'withdraw-question', text: t().withdrawQuestion(Object.values(key).join(' · ')) }),
@@ -292,10 +318,12 @@ function confirmWithdrawal(recordType, record, events) {
   dialog.addEventListener('close', async () => {
     dialog.remove();
     if (dialog.returnValue !== 'confirm') return;
-    const event = cloudEvent(WITHDRAWN, { record_type: recordType, key }, events.at(-1).time);
+    const event = cloudEvent(WITHDRAWN, { record_type: recordType, key }, item.events.at(-1).time);
     const { status, answer } = await send(event).catch(() => ({ status: 0, answer: {} }));
-    if (status === 202) awaitCount(t().withdrawn);
-    else {
+    if (status === 202) {
+      awaitCount(t().withdrawn);
+      awaitVersion(event.id, item.key);
+    } else {
       say(status === 401 ? t().tokenWrong(answer.error || '') : t().sendFailed(status, answer.error || ''), 'error');
     }
   });

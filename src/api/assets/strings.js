@@ -73,6 +73,7 @@ export const STRINGS = {
     listHint: 'Plusieurs valeurs : séparez-les par « ; ».',
     pairsHint: 'Paires nom=valeur séparées par « ; ».',
     patternHint: (pattern) => `Format : ${pattern}`,
+    formatHints: { Country: 'Code ISO du pays, deux lettres (ex. FR).', Member: 'Code du membre (ex. ecpat-france).' },
     fieldError: (label, problem) => `${label} : ${problem}`,
     recordTypes: {
       publication: 'Publication', un_submission: 'Soumission à l’ONU ou à un mécanisme régional',
@@ -178,6 +179,7 @@ export const STRINGS = {
     listHint: 'Several values: separate them with “;”.',
     pairsHint: 'name=value pairs separated by “;”.',
     patternHint: (pattern) => `Format: ${pattern}`,
+    formatHints: { Country: 'ISO country code, two letters (e.g. FR).', Member: 'Member code (e.g. ecpat-france).' },
     fieldError: (label, problem) => `${label}: ${problem}`,
     recordTypes: {
       publication: 'Publication', un_submission: 'Submission to a UN or regional mechanism',
