@@ -87,6 +87,28 @@ async fn forms_scenario(env: &mut TestEnv, w: usize, browser: &Browser) {
     assert_eq!(kept[0], json!(TOKEN), "the token is kept for the tab");
     assert!(!kept[1].as_str().unwrap().contains(TOKEN), "the token is never in the address");
 
+    // A form for every record type entered by hand, each input with its label.
+    let forms = browser
+        .execute(
+            "const select = document.getElementById('record-type');              return [...select.options].map(o => { select.value = o.value; select.dispatchEvent(new Event('change'));                const inputs = [...document.querySelectorAll('#record-form input, #record-form select')];                return [o.value, inputs.length > 0, inputs.filter(i => !i.labels || i.labels.length === 0).map(i => i.name)]; })",
+            json!([]),
+        )
+        .await;
+    let types = [
+        "publication",
+        "un_submission",
+        "un_recommendation",
+        "media_story",
+        "advocacy_initiative",
+        "survivor_participation",
+        "child_outreach",
+        "capacity_training",
+        "member_expertise",
+        "fact",
+    ];
+    let expected: Vec<Value> = types.iter().map(|t| json!([t, true, []])).collect();
+    assert_eq!(forms, json!(expected));
+
     // The UN submission form, generated from the record's schema, with French labels.
     browser.click("#record-type option[value=\"un_submission\"]").await;
     browser
@@ -163,8 +185,8 @@ async fn forms_scenario(env: &mut TestEnv, w: usize, browser: &Browser) {
     assert_eq!(evidence["records"][0]["record"]["country"], json!("FR"));
     assert_eq!(evidence["records"][0]["events"][0]["source"], json!("urn:ecpat:dashboard"));
 
-    // A correction from the evidence: the form opens with the record's values.
-    browser.click("#evidence-code option[value=\"ND1\"]").await;
+    // A correction from the evidence of ND1's value: the form opens with the record's values.
+    browser.click("article[data-code=\"ND1\"] button.evidence-correct").await;
     browser
         .wait_for("ND1's records", "return document.querySelectorAll('#evidence-list li').length", json!([]), json!(1))
         .await;

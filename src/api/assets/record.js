@@ -221,7 +221,7 @@ async function submit(form, recordType) {
   }
   if (status === 401) {
     keepToken(null);
-    say(t().tokenWrong(answer.error || ''), 'error');
+    showTokenForm(t().tokenWrong(answer.error || ''));
     return;
   }
   say(t().rejected, 'error');
@@ -345,4 +345,15 @@ export function initRecording() {
     if (!root().hidden) show();
   });
   if (location.hash === '#record') show();
+  // "Correct or withdraw" under a card: the panel, on that indicator's records.
+  document.getElementById('main').addEventListener('click', async (event) => {
+    const button = event.target.closest('button.evidence-correct');
+    if (!button) return;
+    await show();
+    const select = document.getElementById('evidence-code');
+    if (!select) return;
+    select.value = button.dataset.code;
+    await showEvidence(button.dataset.code);
+    root().scrollIntoView();
+  });
 }
