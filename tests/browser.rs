@@ -348,7 +348,7 @@ async fn framework_scenario(env: &mut TestEnv, w: usize, browser: &Browser) {
         .await;
     let links = browser
         .execute(
-            "return [document.querySelector('[data-code=\"RS1\"] .evidence a').getAttribute('href'), \
+            "return [document.querySelector('[data-code=\"RS1\"] .evidence-json').getAttribute('href'), \
              document.getElementById('csv-link').getAttribute('href')]",
             json!([]),
         )
