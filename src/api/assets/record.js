@@ -113,8 +113,9 @@ async function open() {
   node.replaceChildren(element('h2', { id: 'record-heading', tabindex: '-1', text: t().recordHeading }),
     element('p', { id: 'record-status', class: 'record-status', role: 'status', 'aria-live': 'polite' }));
   node.querySelector('h2').focus();
-  // Whether the server takes events at all: without its write token the route does not exist.
-  const probe = await send([], null).catch(() => ({ status: 0 }));
+  // Whether the server takes events at all: without its write token the route does not
+  // exist (404; behind the API token, once that token is offered).
+  const probe = await send([], accessToken).catch(() => ({ status: 0 }));
   if (probe.status === 404) {
     say(t().recordDisabled, 'error');
     return;
@@ -130,7 +131,7 @@ function close() {
   if (location.hash === '#record') history.replaceState(null, '', `${location.pathname}${location.search}`);
 }
 
-function showTokenForm(message) {
+function showTokenForm() {
   const form = element('form', { id: 'token-form', class: 'token-form' }, [
     element('label', { for: 'write-token', text: t().tokenLabel }),
     element('input', { type: 'password', id: 'write-token', autocomplete: 'off', required: '' }),
@@ -150,7 +151,6 @@ function showTokenForm(message) {
     }
   });
   root().append(form);
-  if (message) say(message, 'error');
   form.querySelector('input').focus();
 }
 
@@ -221,7 +221,8 @@ async function submit(form, recordType) {
   }
   if (status === 401) {
     keepToken(null);
-    showTokenForm(t().tokenWrong(answer.error || ''));
+    await open();
+    say(t().tokenWrong(answer.error || ''), 'error');
     return;
   }
   say(t().rejected, 'error');
