@@ -272,6 +272,20 @@ async fn without_a_write_token_the_record_panel_says_recording_is_not_enabled() 
             .await;
         let token = browser.execute("return !!document.getElementById('write-token')", json!([])).await;
         assert_eq!(token, json!(false), "no token is asked for");
+
+        // Also behind the API token, which the page offers when it asks.
+        let guarded = env.spawn_worker_with(&[("ECPAT_API_TOKEN", "an-api-token-for-the-forms-test")]);
+        env.worker(guarded).wait_ready(WAIT).await;
+        let http = env.worker(guarded).http.clone();
+        browser.navigate(&format!("http://{http}/?lang=en&access_token=an-api-token-for-the-forms-test#record")).await;
+        browser
+            .wait_for(
+                "the panel's message behind the API token",
+                "const s = document.getElementById('record-status'); return s ? s.textContent : null",
+                json!([]),
+                json!("Recording by hand is not enabled on this server (ECPAT_WRITE_TOKEN is not set)."),
+            )
+            .await;
     })
     .catch_unwind()
     .await;
