@@ -167,8 +167,10 @@ async fn forms_scenario(env: &mut TestEnv, w: usize, browser: &Browser) {
     assert_eq!(typed, json!(["upr-fr-2019", "ecpat-france; ecpat-belgium", "2019-05-06"]));
     assert_eq!(nd1_shown(browser).await, json!("0"), "nothing was recorded");
 
-    // Corrected and sent: ND1 changes on the page, without a reload.
+    // Corrected (the error goes) and sent: ND1 changes on the page, without a reload.
     browser.type_text("#field-country", "fr").await;
+    let cleared = json!({"shown": false, "invalid": null, "described": true, "focused": true});
+    browser.wait_for("the country's error gone", FIELD_ERROR, json!(["country", "ZZ"]), cleared).await;
     browser.screenshot(&screenshots().join("record-form-filled.png")).await;
     browser.click("#record-form button[type=\"submit\"]").await;
     browser.wait_for("ND1 after recording", VALUE, json!(["ND1"]), json!("1")).await;

@@ -148,6 +148,15 @@ export function buildFields(document, recordType, values = {}, keys = []) {
     const rule = fieldRule(document, schema.properties[name]);
     fieldset.append(fieldNode(name, rule, values[name], values[name] !== undefined && keys.includes(name)));
   }
+  // An error goes once the field it names is changed.
+  fieldset.addEventListener('input', (event) => {
+    const wrap = event.target.closest('[data-field]');
+    if (!wrap) return;
+    const error = wrap.querySelector('.field-error');
+    error.textContent = '';
+    error.hidden = true;
+    for (const input of wrap.querySelectorAll('[aria-invalid]')) input.removeAttribute('aria-invalid');
+  });
   return fieldset;
 }
 

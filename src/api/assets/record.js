@@ -201,6 +201,10 @@ function showForm(recordType, editing = null) {
     event.preventDefault();
     submit(form, recordType);
   });
+  // A refusal is no longer news once the person edits the form.
+  form.addEventListener('input', () => {
+    if (document.querySelector('#record-status.record-error')) say('');
+  });
   document.getElementById('record-form-box').replaceChildren(form);
 }
 
