@@ -164,7 +164,7 @@ function splitList(text) {
   return text.split(';').map((item) => item.trim()).filter((item) => item !== '');
 }
 
-// The record's `data` as the form holds it: empty optional fields left out.
+// The record's `data` as the form holds it: empty fields left out.
 export function readFields(document, recordType, form) {
   const schema = resolve(document, document.components.schemas[schemaName(recordType)]);
   const data = {};
@@ -173,7 +173,7 @@ export function readFields(document, recordType, form) {
     const rule = fieldRule(document, raw);
     if (rule.type === 'array' && rule.item && Array.isArray(rule.item.enum)) {
       const checked = [...form.querySelectorAll(`input[name="${name}"]:checked`)].map((box) => box.value);
-      if (checked.length || required(rule)) data[name] = checked;
+      if (checked.length) data[name] = checked;
       continue;
     }
     const input = form.elements.namedItem(name);
@@ -182,8 +182,9 @@ export function readFields(document, recordType, form) {
       data[name] = input.checked;
       continue;
     }
+    // Left empty: not sent, so that the worker applies its default or says it is required.
     const text = input.value.trim();
-    if (text === '' && !required(rule)) continue;
+    if (text === '') continue;
     if (rule.type === 'array') {
       const items = splitList(text);
       data[name] = rule.item && rule.item.type === 'integer' ? items.map(Number) : items;
