@@ -210,6 +210,14 @@ async fn forms_scenario(env: &mut TestEnv, w: usize, browser: &Browser) {
     browser.click("#record-form button[type=\"submit\"]").await;
     browser.wait_for("ND1's level after the correction", ND1_LEVELS, json!([]), json!([["Régional", "1"]])).await;
     browser.wait_for("ND1 after the correction", VALUE, json!(["ND1"]), json!("1")).await;
+    browser
+        .wait_for(
+            "the correction's confirmation",
+            "return document.getElementById('record-status').textContent",
+            json!([]),
+            json!("Enregistré. Compté."),
+        )
+        .await;
     let (_, evidence) = env.worker(w).get("/api/v1/indicators/ND1/records").await;
     let record = &evidence["records"][0];
     assert_eq!((&record["record"]["country"], record["events"].as_array().unwrap().len()), (&json!("BE"), 2));

@@ -220,7 +220,7 @@ async function submit(form, recordType) {
   if (status === 202) {
     awaitCount(t().recorded);
     for (const name of ['member', 'members', 'beneficiaries', 'organisation']) rememberMembers(data[name]);
-    if (panel.editing) awaitVersion(event.id, panel.editing.key);
+    if (panel.editing) awaitVersion(event.id, panel.editing.key, t().recorded);
     return;
   }
   if (status === 401) {
@@ -266,7 +266,7 @@ const VERSION_POLLS = 40;
 // waits until the records behind the indicator picked no longer show an older version than
 // `eventId` (the record is gone, or `eventId` is its current version), then has the cards
 // fetched again and the records shown anew.
-async function awaitVersion(eventId, key) {
+async function awaitVersion(eventId, key, message) {
   const wanted = JSON.stringify(key);
   const code = document.getElementById('evidence-code').value;
   if (!code) return;
@@ -277,6 +277,7 @@ async function awaitVersion(eventId, key) {
     const record = body.records.find((item) => JSON.stringify(item.key) === wanted);
     const stale = record && !record.events.some((e) => e.current && e.id === eventId);
     if (!stale) {
+      say(`${message} ${t().counted}`, 'ok');
       document.dispatchEvent(new CustomEvent('ecpat:changed'));
       showEvidence(code);
       return;
@@ -327,7 +328,7 @@ function confirmWithdrawal(recordType, record, item) {
     const { status, answer } = await send(event).catch(() => ({ status: 0, answer: {} }));
     if (status === 202) {
       awaitCount(t().withdrawn);
-      awaitVersion(event.id, item.key);
+      awaitVersion(event.id, item.key, t().withdrawn);
     } else {
       say(status === 401 ? t().tokenWrong(answer.error || '') : t().sendFailed(status, answer.error || ''), 'error');
     }
