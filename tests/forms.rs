@@ -152,6 +152,28 @@ async fn forms_scenario(env: &mut TestEnv, w: usize, browser: &Browser) {
     browser.click("#field-mechanism option[value=\"upr\"]").await;
     browser.type_text("#field-members", "ecpat-france; ecpat-belgium").await;
     browser.execute(FILL, json!(["#field-submitted_on", "2019-05-06"])).await;
+
+    // In English and back, what was typed stays.
+    let form_state = "const v = (n) => document.getElementById(`field-${n}`);         return [document.querySelector('label[for=\"field-country\"]').textContent, v('submission_id').value,                 v('country').value, v('members').value, v('submitted_on').value]";
+    browser.click("#lang-toggle").await;
+    let typed = ["upr-fr-2019", "ZZ", "ecpat-france; ecpat-belgium", "2019-05-06"];
+    browser
+        .wait_for(
+            "the form in English",
+            form_state,
+            json!([]),
+            json!(["Country *", typed[0], typed[1], typed[2], typed[3]]),
+        )
+        .await;
+    browser.click("#lang-toggle").await;
+    browser
+        .wait_for(
+            "the form in French",
+            form_state,
+            json!([]),
+            json!(["Pays *", typed[0], typed[1], typed[2], typed[3]]),
+        )
+        .await;
     browser.click("#record-form button[type=\"submit\"]").await;
 
     // The worker's error is next to the country, which has the focus; the values stay.

@@ -185,10 +185,11 @@ function datalist(id, values) {
   return element('datalist', { id }, values.map((value) => element('option', { value })));
 }
 
-// The form of a record type; `editing` ({record, events}) fills it in for a correction.
-function showForm(recordType, editing = null) {
+// The form of a record type; `editing` ({record, events, key}) fills it in for a
+// correction, `typed` with what was typed.
+function showForm(recordType, editing = null, typed = null) {
   panel.editing = editing;
-  const values = editing ? editing.record : {};
+  const values = typed || (editing ? editing.record : {});
   const keys = editing ? keyFields(recordType, values) : [];
   const title = editing ? t().correcting(t().recordTypes[recordType] || recordType) : t().recordTypes[recordType] || recordType;
   const form = element('form', { id: 'record-form', class: 'record-form', novalidate: '', 'data-record-type': recordType }, [
@@ -346,9 +347,17 @@ export function initRecording() {
     say(t().loadError, 'error');
   });
   toggle.addEventListener('click', () => (root().hidden ? show() : close()));
-  document.getElementById('lang-toggle').addEventListener('click', () => {
+  document.getElementById('lang-toggle').addEventListener('click', async () => {
     toggle.textContent = t().record;
-    if (!root().hidden) show();
+    if (root().hidden) return;
+    // Drawn again in the other language, with what was typed.
+    const form = document.getElementById('record-form');
+    const typed = form && { type: form.dataset.recordType, values: readFields(panel.openapi, form.dataset.recordType, form), editing: panel.editing };
+    await show();
+    const select = document.getElementById('record-type');
+    if (!typed || !select) return;
+    select.value = typed.type;
+    showForm(typed.type, typed.editing, typed.values);
   });
   if (location.hash === '#record') show();
   // "Correct or withdraw" under a card: the panel, on that indicator's records.
