@@ -154,7 +154,10 @@ async fn forms_scenario(env: &mut TestEnv, w: usize, browser: &Browser) {
     browser.execute(FILL, json!(["#field-submitted_on", "2019-05-06"])).await;
 
     // In English and back, what was typed stays.
-    let form_state = "const v = (n) => document.getElementById(`field-${n}`);         return [document.querySelector('label[for=\"field-country\"]').textContent, v('submission_id').value,                 v('country').value, v('members').value, v('submitted_on').value]";
+    let form_state = "const v = (n) => document.getElementById(`field-${n}`); \
+        const label = document.querySelector('label[for=\"field-country\"]'); if (!label || !v('members')) return null; \
+        return [label.textContent, v('submission_id').value, v('country').value, v('members').value, \
+                v('submitted_on').value]";
     browser.click("#lang-toggle").await;
     let typed = ["upr-fr-2019", "ZZ", "ecpat-france; ecpat-belgium", "2019-05-06"];
     browser
