@@ -5,7 +5,7 @@
 //! JSON) as the current version of their key, and read back to compute what a newer
 //! version replaces.
 
-mod countries;
+pub mod countries;
 pub(crate) mod fields;
 pub mod parse;
 pub mod schema;

@@ -378,6 +378,7 @@ pub fn event(source: &str, id: &str, time: &str, event_type: &str, data: Value) 
     })
 }
 
+pub mod browser;
 pub mod generate;
 pub mod model;
 

@@ -9,6 +9,7 @@ import {
   applyLanguage, card, noteFigures, noteYear, renderFramework, renderIndicator, renderLinks, renderSeries, renderTarget,
   renderValue, setLanguage, setStatus, showError,
 } from './render.js';
+import { initRecording } from './record.js';
 import { accessToken, apiPath, clearFrameworkState, currentFramework, span, state, t } from './state.js';
 
 const DEBOUNCE_MS = 300;
@@ -138,6 +139,8 @@ function onTally(event) {
     return;
   }
   const { framework, code, period, value } = tally;
+  // For the record panel, which says when what it sent is counted.
+  document.dispatchEvent(new CustomEvent('ecpat:tally', { detail: tally }));
   if (framework !== state.framework) return;
   if (typeof code !== 'string' || typeof period !== 'string' || typeof value !== 'number') return;
   state.generation.set(code, generation(code) + 1);
@@ -237,7 +240,13 @@ function start() {
   });
   document.getElementById('framework').addEventListener('change', (event) => showFramework(event.target.value));
   document.getElementById('period').addEventListener('change', (event) => showPeriod(event.target.value));
+  // A record corrected or withdrawn in the record panel: its breakdowns may have changed
+  // without any total, which the stream would not say.
+  document.addEventListener('ecpat:changed', () => {
+    for (const code of state.indicators.keys()) scheduleRefresh(code);
+  });
   applyLanguage();
+  initRecording();
   loadAll();
   connect();
 }

@@ -216,7 +216,9 @@ function createCard(indicator) {
       element('a', { class: 'evidence-report' }),
       ' (',
       element('a', { class: 'evidence-json' }),
-      ')',
+      ') ',
+      // Opens the record panel on this indicator's records (record.js).
+      element('button', { type: 'button', class: 'evidence-correct', 'data-code': code }),
     ]),
   ]);
   section.append(article);
@@ -248,6 +250,7 @@ function renderEvidenceLink(article, code) {
   const json = article.querySelector('.evidence-json');
   json.href = apiLink(`/api/v1/indicators/${encodeURIComponent(code)}/records`, { period: state.period });
   json.textContent = t().evidenceJson;
+  article.querySelector('.evidence-correct').textContent = t().correctRecords;
 }
 
 // The `.value` element holds the plain integer (its text is what tests and scrapers read);
