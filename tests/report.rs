@@ -209,11 +209,15 @@ async fn the_pdf_report_never_splits_an_indicator_across_pages() {
         let value = format_en(indicator["value"].as_i64().unwrap());
         assert!(page.contains(&value), "{code}: its value {value} is on the page of its heading:\n{page}");
         for keys in indicator["breakdowns"].as_object().unwrap().values() {
-            for key in keys.as_object().unwrap().keys() {
-                assert!(
-                    page.contains(key.as_str()),
-                    "{code}: its breakdown key {key} is on the page of its heading:\n{page}"
-                );
+            for (key, n) in keys.as_object().unwrap() {
+                // The breakdowns' tables stand side by side: the key and its value are two
+                // neighbouring words of a line.
+                let n = format_en(n.as_i64().unwrap());
+                let beside = page.lines().any(|line| {
+                    let words: Vec<&str> = line.split_whitespace().collect();
+                    words.windows(2).any(|pair| pair[0] == key.as_str() && pair[1] == n)
+                });
+                assert!(beside, "{code}: its breakdown {key} = {n} is on the page of its heading:\n{page}");
             }
         }
     }
