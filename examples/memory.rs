@@ -161,7 +161,7 @@ async fn main() {
     let per_slice = 65_536usize.checked_div(args.event_kib).map_or(10_000, |n| n.clamp(1, 10_000));
     let connection = broker::connect(&settings.amqp, "memory publisher").await.expect("RabbitMQ is reachable");
     broker::declare_topology(&connection, &settings.amqp).await.unwrap();
-    let publisher = Publisher::new(&connection, &settings.amqp.exchange).await.unwrap();
+    let publisher = Publisher::new(&connection, &settings.amqp).await.unwrap();
     let start = Instant::now();
     let (mut queued, mut expected, mut bytes, mut n) = (0usize, 0usize, 0usize, 0usize);
     while queued < args.messages {

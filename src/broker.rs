@@ -235,14 +235,25 @@ pub fn replay_of(headers: &Value) -> Option<i64> {
 pub struct Publisher {
     channel: Channel,
     exchange: String,
+    /// The `user_id` property of every message: the connection's user, which RabbitMQ
+    /// checks, and which the worker's producer rules judge.
+    user_id: String,
+}
+
+/// The RabbitMQ user an AMQP URL logs in as: its user name, or `guest` without one.
+pub fn amqp_user(url: &str) -> String {
+    let name = url::Url::parse(url).map(|url| url.username().to_owned()).unwrap_or_default();
+    let name = percent_encoding::percent_decode_str(&name).decode_utf8_lossy().into_owned();
+    if name.is_empty() { "guest".to_owned() } else { name }
 }
 
 impl Publisher {
-    /// A channel in confirm mode on `connection`.
-    pub async fn new(connection: &Connection, exchange: &str) -> Result<Self, BrokerError> {
+    /// A channel in confirm mode on `connection`, made with `settings`: it publishes to
+    /// their exchange as the user of their URL.
+    pub async fn new(connection: &Connection, settings: &Amqp) -> Result<Self, BrokerError> {
         let channel = connection.create_channel().await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
-        Ok(Publisher { channel, exchange: exchange.to_owned() })
+        Ok(Publisher { channel, exchange: settings.exchange.clone(), user_id: amqp_user(&settings.url) })
     }
 
     /// Whether its channel is still open (a channel error or a lost connection closes it).
@@ -277,8 +288,10 @@ impl Publisher {
             } else {
                 "application/cloudevents+json"
             };
-            let mut properties =
-                BasicProperties::default().with_delivery_mode(2).with_content_type(content_type.into());
+            let mut properties = BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_content_type(content_type.into())
+                .with_user_id(self.user_id.as_str().into());
             if let Some(headers) = headers {
                 properties = properties.with_headers(headers);
             }

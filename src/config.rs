@@ -19,6 +19,9 @@ pub struct Settings {
     pub http: Http,
     pub log: Log,
     pub collector: Collector,
+    /// Producer rules, by RabbitMQ user (`[producers.<user>]`); none: anyone may publish anything.
+    #[serde(default)]
+    pub producers: crate::producers::Producers,
 }
 
 /// The database. Its URL may hold a password: `Debug` shows it [`redact`]ed.

@@ -94,7 +94,8 @@ async fn session(
 
     let tag = source.tag.clone();
     let (sender, mut batches) = mpsc::channel::<Batch>(1);
-    let reader = tokio::spawn(read_batches(source, consumer.clone(), sender, shutdown.clone()));
+    let reader =
+        tokio::spawn(read_batches(source, consumer.clone(), settings.producers.clone(), sender, shutdown.clone()));
     let mut applier =
         Applier { channel: &channel, pool, health, backoff: Backoff::new(settings), shutdown: shutdown.clone() };
     // Each batch is applied in a task of its own, the next one starting while the current

@@ -42,6 +42,7 @@ pub mod import;
 pub mod indicators;
 pub mod ledger;
 pub mod metrics;
+pub mod producers;
 pub mod records;
 pub mod report;
 pub mod store;

@@ -492,8 +492,7 @@ async fn stopping_right_after_a_window_resize_loses_nothing() {
         let settings = env.settings.clone();
         tokio::spawn(async move {
             let connection = ecpat_indicators::broker::connect(&settings.amqp, "test publisher").await.unwrap();
-            let publisher =
-                ecpat_indicators::broker::Publisher::new(&connection, &settings.amqp.exchange).await.unwrap();
+            let publisher = ecpat_indicators::broker::Publisher::new(&connection, &settings.amqp).await.unwrap();
             for message in batched.chunks(25) {
                 publisher.publish_all(message).await.unwrap();
             }

@@ -24,7 +24,7 @@ pub async fn latency(events: &[Value], rate: usize, seconds: u64) -> Latency {
     // Wait until the worker consumes (its queue exists and the first event comes through).
     let connection = broker::connect(&scenario.settings.amqp, "benchmark latency").await.unwrap();
     broker::declare_topology(&connection, &scenario.settings.amqp).await.unwrap();
-    let publisher = Publisher::new(&connection, &scenario.settings.amqp.exchange).await.unwrap();
+    let publisher = Publisher::new(&connection, &scenario.settings.amqp).await.unwrap();
     let events: Vec<&Value> = events.iter().take((rate as u64 * seconds) as usize).collect();
     let total = events.iter().map(|e| e["id"].as_str().unwrap_or_default()).collect::<HashSet<_>>().len();
     let pool = scenario.pool.clone();

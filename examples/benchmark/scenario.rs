@@ -48,7 +48,7 @@ impl Scenario {
         let connection =
             broker::connect(&self.settings.amqp, "benchmark publisher").await.expect("RabbitMQ is reachable");
         broker::declare_topology(&connection, &self.settings.amqp).await.unwrap();
-        let publisher = Publisher::new(&connection, &self.settings.amqp.exchange).await.unwrap();
+        let publisher = Publisher::new(&connection, &self.settings.amqp).await.unwrap();
         let start = Instant::now();
         for window in bodies.chunks(2000) {
             publisher.publish_all(window).await.unwrap();

@@ -58,7 +58,7 @@ impl LazyPublisher {
         // Idempotent, as every producer does: publishing works even before the consumer
         // has declared the topology.
         let opened = match declare_topology(&connection, &self.settings).await {
-            Ok(()) => Publisher::new(&connection, &self.settings.exchange).await,
+            Ok(()) => Publisher::new(&connection, &self.settings).await,
             Err(e) => Err(e),
         };
         let publisher = match opened {

@@ -107,7 +107,7 @@ async fn publish(settings: &Settings, importer: &Importer, events: &[Prepared]) 
     }
     let connection = broker::connect(&settings.amqp, "ecpat-indicators import").await?;
     broker::declare_topology(&connection, &settings.amqp).await?;
-    let publisher = Publisher::new(&connection, &settings.amqp.exchange).await?;
+    let publisher = Publisher::new(&connection, &settings.amqp).await?;
     let routing_key = importer.event_type().as_str();
     let mut published = 0;
     for window in events.chunks(WINDOW) {

@@ -37,7 +37,7 @@ pub async fn publish(settings: &Settings, file: &Path, batch: usize) -> anyhow::
     };
     let connection = broker::connect(&settings.amqp, "ecpat-indicators publish").await?;
     broker::declare_topology(&connection, &settings.amqp).await?;
-    let publisher = Publisher::new(&connection, &settings.amqp.exchange).await?;
+    let publisher = Publisher::new(&connection, &settings.amqp).await?;
     let mut outbox = Outbox { publisher, batch, window: vec![], grouped: vec![], published: 0, skipped: 0 };
     let progress = Progress::new(length);
     let sent = send(BufReader::new(input), &mut outbox, &progress).await;

@@ -53,7 +53,7 @@ pub async fn replay_rejections(settings: &Settings, reason: Option<&str>, id: Op
         return Ok(0);
     }
     let connection = broker::connect(&settings.amqp, "ecpat-indicators replay").await?;
-    let publisher = Publisher::new(&connection, &settings.amqp.exchange).await?;
+    let publisher = Publisher::new(&connection, &settings.amqp).await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let mut replayed = 0;
     for chunk in ids.chunks(WINDOW) {

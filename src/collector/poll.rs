@@ -341,7 +341,7 @@ impl Outbox {
         if held.as_ref().is_none_or(|(connection, _)| !connection.status().connected()) {
             let connection = broker::connect(&self.amqp, "ecpat-indicators collect").await?;
             broker::declare_topology(&connection, &self.amqp).await?;
-            let publisher = Publisher::new(&connection, &self.amqp.exchange).await?;
+            let publisher = Publisher::new(&connection, &self.amqp).await?;
             *held = Some((connection, publisher));
         }
         let (_, publisher) = held.as_ref().expect("connected above");

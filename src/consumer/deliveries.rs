@@ -19,6 +19,7 @@ use crate::broker::{BrokerError, headers_json};
 use crate::config::Consumer as ConsumerSettings;
 use crate::envelope::decode;
 use crate::metrics;
+use crate::producers::{Producers, enforce};
 
 /// Decoded messages to apply together, with their delivery tags (in the order read). The
 /// bodies are not kept: once decoded, a message's events hold what is stored.
@@ -131,6 +132,7 @@ async fn consume(channel: &Channel, queue: &str, tag: &str, prefetch: u16) -> Re
 pub(super) async fn read_batches(
     mut source: Source,
     settings: ConsumerSettings,
+    producers: Producers,
     sender: mpsc::Sender<Batch>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), BrokerError> {
@@ -144,7 +146,7 @@ pub(super) async fn read_batches(
             None if source.take_over(&shutdown)? => continue,
             None => return Ok(()),
         };
-        let filled = fill_batch(first, &mut source.consumer, &settings).await?;
+        let filled = fill_batch(first, &mut source.consumer, &settings, &producers).await?;
         source.check_order(&filled.batch);
         let messages = filled.batch.messages.len();
         if sender.send(filled.batch).await.is_err() {
@@ -180,13 +182,14 @@ async fn fill_batch(
     first: Delivery,
     consumer: &mut Consumer,
     settings: &ConsumerSettings,
+    producers: &Producers,
 ) -> Result<Filled, BrokerError> {
     let deadline = Instant::now() + Duration::from_millis(settings.batch_timeout_ms);
     let idle = Duration::from_millis(settings.batch_idle_ms);
     let mut filled = Filled { batch: Batch::default(), events: 0, bytes: 0, ended: false };
     let mut next = Some(first);
     while let Some(delivery) = next.take() {
-        let message = to_message(&delivery);
+        let message = to_message(&delivery, producers);
         filled.events += message.decoded.events.len().max(1);
         filled.bytes += message.size;
         filled.batch.tags.push(delivery.delivery_tag);
@@ -206,12 +209,16 @@ async fn fill_batch(
     Ok(filled)
 }
 
-fn to_message(delivery: &Delivery) -> Message {
+/// A delivery decoded, its events judged by the producer rules against its `user_id`.
+fn to_message(delivery: &Delivery, producers: &Producers) -> Message {
+    let mut decoded = decode(&delivery.data);
+    let user = delivery.properties.user_id().as_ref().map(|user| user.as_str());
+    enforce(producers, user, &delivery.data, &mut decoded);
     Message {
         routing_key: delivery.routing_key.as_str().to_owned(),
         headers: headers_json(delivery.properties.headers().as_ref()),
         size: delivery.data.len(),
-        decoded: decode(&delivery.data),
+        decoded,
         maybe_applied: delivery.redelivered,
     }
 }

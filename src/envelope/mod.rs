@@ -27,6 +27,7 @@ str_enum!(
         InvalidEnvelope = "invalid_envelope",
         UnknownType = "unknown_type",
         InvalidData = "invalid_data",
+        Unauthorized = "unauthorized",
     }
 );
 

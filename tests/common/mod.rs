@@ -80,7 +80,7 @@ impl TestEnv {
             .await
             .unwrap_or_else(|e| panic!("RabbitMQ must be running at {} for the tests: {e}", amqp_url()));
         broker::declare_topology(&connection, &self.settings.amqp).await.unwrap();
-        let publisher = Publisher::new(&connection, &self.settings.amqp.exchange).await.unwrap();
+        let publisher = Publisher::new(&connection, &self.settings.amqp).await.unwrap();
         for chunk in messages.chunks(500) {
             publisher.publish_all(chunk).await.expect("broker confirms every message");
         }
