@@ -145,7 +145,7 @@ enum RejectionAction {
     /// Publish rejected messages again, each once (all not yet replayed, or filtered).
     Replay {
         /// Only rejections with this reason: too_large, not_json, invalid_envelope,
-        /// unknown_type or invalid_data.
+        /// unknown_type, invalid_data or unauthorized.
         #[arg(long, value_parser = cli::known_reason)]
         reason: Option<String>,
         /// Only this rejection.
