@@ -4,12 +4,12 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use common::generate::{Rng, events};
-use common::{TestEnv, as_model, event, model};
+use common::{TestEnv, as_model, event, model, unique};
 use ecpat_indicators::store::recompute::recompute;
 use serde_json::{Value, json};
 
@@ -270,10 +270,6 @@ async fn framework_values(env: &TestEnv, framework: &str) -> model::Values {
             .await
             .unwrap();
     rows.into_iter().map(|(i, p, d, k, v)| ((i, p, d, k), v)).collect()
-}
-
-fn unique(events: &[Value]) -> i64 {
-    events.iter().map(|e| (e["source"].to_string(), e["id"].to_string())).collect::<HashSet<_>>().len() as i64
 }
 
 /// Publishes `events` in slices, a little at a time: a steady flow for the workers.

@@ -5,19 +5,14 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use calamine::{Data, Reader, Xlsx};
-use common::TestEnv;
 use common::generate::events;
+use common::{TestEnv, unique};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn unique(events: &[Value]) -> i64 {
-    events.iter().map(|e| (e["source"].to_string(), e["id"].to_string())).collect::<HashSet<_>>().len() as i64
-}
 
 /// As the page escapes text.
 fn escape(text: &str) -> String {

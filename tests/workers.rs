@@ -3,19 +3,13 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use common::generate::events;
-use common::{TestEnv, as_model, model};
+use common::{TestEnv, as_model, model, unique};
 use ecpat_indicators::store::recompute::recompute;
-use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(120);
-
-fn unique(events: &[Value]) -> i64 {
-    events.iter().map(|e| (e["source"].to_string(), e["id"].to_string())).collect::<HashSet<_>>().len() as i64
-}
 
 #[tokio::test]
 async fn two_worker_processes_on_one_queue_give_the_same_tallies_as_one() {

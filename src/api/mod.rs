@@ -233,11 +233,6 @@ pub fn indicator_of<'a>(loaded: &'a Loaded, path: &CodePath) -> Result<&'a frame
     loaded.framework.indicator(text).ok_or_else(|| ApiError::NotFound(format!("no indicator {text:?}")))
 }
 
-/// A title in `language`, else in French, else the first.
-fn title(titles: &framework::Title, language: &str) -> String {
-    titles.get(language).or_else(|| titles.get("fr")).or_else(|| titles.values().next()).cloned().unwrap_or_default()
-}
-
 /// One indicator's object, from the rows of its period.
 fn indicator(definition: &framework::Indicator, period: &Period, rows: &[ValueRow]) -> Indicator {
     let mut value = 0;
@@ -252,8 +247,8 @@ fn indicator(definition: &framework::Indicator, period: &Period, rows: &[ValueRo
     Indicator {
         code: definition.code.clone(),
         objective: definition.objective.clone(),
-        title: title(&definition.title, "fr"),
-        title_en: title(&definition.title, "en"),
+        title: framework::title(&definition.title, "fr"),
+        title_en: framework::title(&definition.title, "en"),
         value,
         baseline: definition.baseline,
         target: definition.targets.get(period.as_str()).copied(),

@@ -30,6 +30,18 @@ pub fn lang(query: &LangQuery) -> Result<Lang, ApiError> {
     }
 }
 
+/// The report that the query asks for: its framework, period and language.
+async fn gathered(
+    state: &AppState,
+    query: &PeriodQuery,
+    which: &FrameworkQuery,
+    language: &LangQuery,
+) -> Result<report::Report, ApiError> {
+    let chosen = framework(state, which).await?;
+    let period = period(query, &chosen.loaded().framework)?;
+    report::gather(&state.pool, &chosen.loaded().framework, &period, lang(language)?).await
+}
+
 /// The report of a framework (the default one unless asked) for a period.
 ///
 /// A printable HTML page (A4): per objective and indicator, the value, baseline, target
@@ -49,11 +61,8 @@ pub async fn page(
     Query(which): Query<FrameworkQuery>,
     Query(language): Query<LangQuery>,
 ) -> Result<Html<String>, ApiError> {
-    let chosen = framework(&state, &which).await?;
-    let period = period(&query, &chosen.loaded().framework)?;
-    let lang = lang(&language)?;
-    let report = report::gather(&state.pool, &chosen.loaded().framework, &period, lang).await?;
-    let dashboard = format!("./?framework={}&period={}&lang={}", chosen.id(), period.as_str(), lang.as_str());
+    let report = gathered(&state, &query, &which, &language).await?;
+    let dashboard = format!("./?framework={}&period={}&lang={}", report.framework, report.period, report.lang.as_str());
     Ok(Html(html::render(&report, Some(&dashboard))))
 }
 
@@ -79,12 +88,9 @@ pub async fn workbook(
     Query(which): Query<FrameworkQuery>,
     Query(language): Query<LangQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let chosen = framework(&state, &which).await?;
-    let period = period(&query, &chosen.loaded().framework)?;
-    let lang = lang(&language)?;
-    let report = report::gather(&state.pool, &chosen.loaded().framework, &period, lang).await?;
+    let report = gathered(&state, &query, &which, &language).await?;
     let bytes = xlsx::render(&report).map_err(|e| ApiError::Unavailable(format!("cannot write the workbook: {e}")))?;
-    let disposition = format!("attachment; filename=\"ecpat-indicators-{}.xlsx\"", period.as_str());
+    let disposition = format!("attachment; filename=\"ecpat-indicators-{}.xlsx\"", report.period);
     Ok((
         [
             (header::CONTENT_TYPE, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_owned()),

@@ -94,6 +94,11 @@ pub fn remember(frameworks: Arc<Frameworks>) {
 /// Titles by language (`fr`, `en`, ...).
 pub type Title = BTreeMap<String, String>;
 
+/// A title in `language`, else in French, else the first.
+pub fn title(titles: &Title, language: &str) -> String {
+    titles.get(language).or_else(|| titles.get("fr")).or_else(|| titles.values().next()).cloned().unwrap_or_default()
+}
+
 #[derive(Debug)]
 pub struct Objective {
     pub code: String,

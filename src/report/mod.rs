@@ -42,12 +42,7 @@ impl Lang {
 
     /// A title in this language, else in French, else the first.
     pub fn title(self, titles: &Title) -> String {
-        titles
-            .get(self.as_str())
-            .or_else(|| titles.get("fr"))
-            .or_else(|| titles.values().next())
-            .cloned()
-            .unwrap_or_default()
+        crate::framework::title(titles, self.as_str())
     }
 
     /// An integer with this language's thousands separator: `12 345` (a narrow no-break

@@ -382,6 +382,15 @@ pub mod browser;
 pub mod generate;
 pub mod model;
 
+/// How many distinct events (by `source` and `id`) `events` holds: what the worker stores.
+pub fn unique(events: &[Value]) -> i64 {
+    events
+        .iter()
+        .map(|e| (e["source"].to_string(), e["id"].to_string()))
+        .collect::<std::collections::HashSet<_>>()
+        .len() as i64
+}
+
 /// The stored values in the model's shape.
 pub fn as_model(rows: &[ValueRow]) -> model::Values {
     rows.iter()
