@@ -6,12 +6,10 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use common::{TestEnv, Worker, event, publication, snapshot};
-use futures::FutureExt;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -30,23 +28,9 @@ fn training(id: &str, training_id: &str, held_on: &str, beneficiaries: &[&str]) 
     )
 }
 
-/// Runs `test` against a fresh environment with one ready worker (with a write token, so
-/// that every documented route is served), and cleans up (workers, broker objects,
-/// database) whether the test passes or fails.
+/// One worker with the write token set, ready; see [`common::with_worker`].
 async fn with_worker(label: &str, test: impl AsyncFnOnce(&mut TestEnv, String)) {
-    let mut env = TestEnv::new(label).await;
-    let w = env.spawn_worker_with(&[("ECPAT_WRITE_TOKEN", "write-token-for-api-tests")]);
-    let http = env.worker(w).http.clone();
-    let outcome = AssertUnwindSafe(async {
-        env.worker(w).wait_ready(WAIT).await;
-        test(&mut env, http).await;
-    })
-    .catch_unwind()
-    .await;
-    env.cleanup().await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    common::with_worker(label, &[("ECPAT_WRITE_TOKEN", "write-token-for-api-tests")], test).await;
 }
 
 /// A worker that can never reach RabbitMQ; killed when dropped.

@@ -87,19 +87,10 @@ async fn forms_scenario(env: &mut TestEnv, w: usize, browser: &Browser) {
             json!([]),
         )
         .await;
-    let types = [
-        "publication",
-        "un_submission",
-        "un_recommendation",
-        "media_story",
-        "advocacy_initiative",
-        "survivor_participation",
-        "child_outreach",
-        "capacity_training",
-        "member_expertise",
-        "fact",
-    ];
-    let expected: Vec<Value> = types.iter().map(|t| json!([t, true, []])).collect();
+    // Every record type the generator makes but social posts (which the collector
+    // records), then facts.
+    let types = common::generate::RECORD_TYPES.iter().filter(|t| **t != "social_post").chain(&["fact"]);
+    let expected: Vec<Value> = types.map(|t| json!([t, true, []])).collect();
     assert_eq!(forms, json!(expected));
 
     // The UN submission form, generated from the record's schema, with French labels.

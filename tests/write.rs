@@ -5,11 +5,9 @@
 
 mod common;
 
-use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use common::{TestEnv, Worker, event, plain_publication, publication};
-use futures::FutureExt;
 use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 use serde_json::{Value, json};
@@ -20,24 +18,11 @@ const PUBLICATION: &str = "org.ecpat.research.publication.recorded";
 const STRUCTURED: &str = "application/cloudevents+json";
 const BATCH: &str = "application/cloudevents-batch+json";
 
-/// Runs `test` against a fresh environment with one ready worker whose write token is
-/// [`TOKEN`] (plus `extra` variables), and cleans up whether the test passes or fails.
+/// One worker with the write token and the extra `variables` set, ready.
 async fn with_writer(label: &str, extra: &[(&str, &str)], test: impl AsyncFnOnce(&mut TestEnv, String)) {
-    let mut env = TestEnv::new(label).await;
     let mut variables = vec![("ECPAT_WRITE_TOKEN", TOKEN)];
     variables.extend_from_slice(extra);
-    let w = env.spawn_worker_with(&variables);
-    let http = env.worker(w).http.clone();
-    let outcome = AssertUnwindSafe(async {
-        env.worker(w).wait_ready(WAIT).await;
-        test(&mut env, http).await;
-    })
-    .catch_unwind()
-    .await;
-    env.cleanup().await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    common::with_worker(label, &variables, test).await;
 }
 
 /// An answer: status, headers and JSON body (null when not JSON).

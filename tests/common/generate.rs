@@ -51,7 +51,7 @@ const THEMES: [&str; 4] = ["online", "access_to_justice", "trafficking", "other"
 const MECHANISMS: [&str; 5] = ["upr", "crc", "un_other", "acerwc", "council_of_europe"];
 const MANIFESTATIONS: [&str; 4] = ["prostitution", "travel_tourism", "online", "trafficking"];
 const SOURCES: [&str; 2] = ["urn:ecpat:fr:a", "urn:ecpat:fr:b"];
-const RECORD_TYPES: [&str; 10] = [
+pub const RECORD_TYPES: [&str; 10] = [
     "social_post",
     "publication",
     "un_submission",

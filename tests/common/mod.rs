@@ -218,6 +218,26 @@ impl TestEnv {
     }
 }
 
+/// Runs `test` in a new environment with one worker, started with the extra environment
+/// `variables` and ready, given the worker's HTTP address; cleans up even when the test
+/// panics, then passes the panic on.
+pub async fn with_worker(label: &str, variables: &[(&str, &str)], test: impl AsyncFnOnce(&mut TestEnv, String)) {
+    use futures::FutureExt;
+    let mut env = TestEnv::new(label).await;
+    let w = env.spawn_worker_with(variables);
+    let http = env.worker(w).http.clone();
+    let outcome = std::panic::AssertUnwindSafe(async {
+        env.worker(w).wait_ready(Duration::from_secs(30)).await;
+        test(&mut env, http).await;
+    })
+    .catch_unwind()
+    .await;
+    env.cleanup().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 /// The environment that points the binary at a test's database, exchanges and queues.
 pub fn binary_env(settings: &Settings) -> [(&'static str, &str); 7] {
     let amqp = &settings.amqp;
