@@ -17,7 +17,8 @@ usage: scripts/bench [options]
                         (and a copy of it under another id: twice the counting) (1)
   --worker-migrates     the workers create their tables themselves (the benchmark only
                         creates the database): to compare versions with BENCH_WORKER
-                        whose migrations differ
+                        whose migrations differ; with --frameworks 2 the copy is loaded
+                        once the workers have loaded the default framework
   --help                this text
 
 The naive peer runs only with one event per message. See docs/performance.md.";

@@ -73,6 +73,7 @@ pub async fn drain(label: &str, events: &[Value], per_message: usize, workers: u
             scenario.spawn(&[extra, &[("HTTP_ADDR", addr.as_str())]].concat())
         })
         .collect();
+    scenario.after_start().await;
     let mut peak = vec![0u64; workers];
     // Each worker's committed events, and when that count last moved.
     let mut per_worker = vec![(0u64, Duration::ZERO); workers];
