@@ -32,6 +32,9 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<PgPool> {
         info!(database = %redact(url), "Created the database.");
     }
     let pool = store::connect(&settings.database.url, settings.database.max_connections, timeout)?;
+    // Where a list of hosts starts: the server just found (a standby may not have replayed
+    // the new database yet).
+    pool.set_connect_options(store::connect_options(url)?);
     store::migrate(&pool).await.context("cannot apply the migrations")?;
     Ok(pool)
 }
@@ -62,8 +65,11 @@ pub async fn run(settings: Settings, shutdown: watch::Receiver<bool>) -> anyhow:
     });
 
     match migrate_until_done(&settings, shutdown.clone()).await {
-        // The worker goes on with its own pool.
-        Some(migrated) => migrated.close().await,
+        // The worker goes on with its own pool, on the server the migrations were applied to.
+        Some(migrated) => {
+            pool.set_connect_options((*migrated.connect_options()).clone());
+            migrated.close().await;
+        }
         None => {
             info!("Stopped before the database was ready.");
             return Ok(());

@@ -173,7 +173,8 @@ pub async fn in_recovery(connection: &mut PgConnection) -> Result<bool, sqlx::Er
 /// one to a standby is refused (the pool closes it and tries again).
 pub async fn refuse_standby(connection: &mut PgConnection) -> Result<(), sqlx::Error> {
     if in_recovery(connection).await? {
-        return Err(sqlx::Error::Protocol("the server is a standby (in recovery): it accepts no writes".into()));
+        let standby = std::io::Error::other("the server is a standby (in recovery): it accepts no writes");
+        return Err(sqlx::Error::Io(standby));
     }
     Ok(())
 }
