@@ -1,6 +1,8 @@
 //! A replicated PostgreSQL: a primary and a synchronous streaming standby, both named in
-//! the worker's `database.url`. The primary is stopped hard under a steady flow of
-//! events, the standby promoted, and the worker goes on by itself on the new primary:
+//! the worker's `database.url`. Under a steady flow of events the standby is cut off (it
+//! stops receiving), the primary is stopped hard a moment later and the standby promoted:
+//! the primary must have committed nothing meanwhile, and the worker goes on by itself on
+//! the new primary:
 //! every tally is then the brute-force model's and `recompute`'s, exactly as many events
 //! and rejections are stored as were published, and the queue is empty. It also measures
 //! the drain rate with the standby synchronous and asynchronous.
@@ -108,6 +110,19 @@ impl Clusters {
         while self.sync_state().await.as_deref() != Some(wanted) {
             assert!(start.elapsed() < WAIT, "the standby is not {wanted} after {WAIT:?}");
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Cuts the standby off the primary (it stops receiving WAL), as a lagging or
+    /// partitioned standby would be, and waits until the primary sees it gone.
+    async fn detach_standby(&self) {
+        let mut standby = Clusters::connect(&self.standby, "postgres").await;
+        sqlx::query("alter system set primary_conninfo = ''").execute(&mut standby).await.unwrap();
+        sqlx::query("select pg_reload_conf()").execute(&mut standby).await.unwrap();
+        let start = Instant::now();
+        while self.sync_state().await.is_some() {
+            assert!(start.elapsed() < WAIT, "the standby still streams {WAIT:?} after being cut off");
+            tokio::time::sleep(POLL).await;
         }
     }
 
@@ -246,6 +261,22 @@ async fn the_promoted_standby_takes_over_under_a_flow_and_nothing_is_lost() {
         assert!(start.elapsed() < WAIT, "the flow did not start within {WAIT:?}");
         tokio::time::sleep(POLL).await;
     }
+
+    // The standby stops receiving while the flow goes on: the primary must commit nothing
+    // it alone would hold (with asynchronous replication it would, and those batches,
+    // acknowledged, would be lost with it).
+    clusters.detach_standby().await;
+    let before = stored_on(&clusters.primary, &env.name).await;
+    let detached_at = sent.load(Ordering::Relaxed);
+    while sent.load(Ordering::Relaxed) < detached_at + 1500 {
+        assert!(start.elapsed() < WAIT, "the flow stopped");
+        tokio::time::sleep(POLL).await;
+    }
+    assert_eq!(
+        stored_on(&clusters.primary, &env.name).await,
+        before,
+        "events committed on the primary while its synchronous standby was cut off"
+    );
 
     let stopped_at = Instant::now();
     let published_then = sent.load(Ordering::Relaxed);

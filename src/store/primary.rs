@@ -24,7 +24,7 @@ use std::time::Duration;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use tokio::time::timeout;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::{ConnectError, check_url, connect_options};
 use crate::config::redact;
@@ -202,7 +202,12 @@ pub async fn follow(pool: PgPool, hosts: Hosts, wait: Duration) {
                 Ok((index, connection)) => {
                     if using != Some(index) {
                         pool.set_connect_options(hosts.hosts[index].1.clone());
-                        info!(host = hosts.name(index), "Using the database server that accepts writes.");
+                        match using {
+                            Some(_) => {
+                                info!(host = hosts.name(index), "Using the database server that accepts writes.")
+                            }
+                            None => debug!(host = hosts.name(index), "Using the database server that accepts writes."),
+                        }
                         using = Some(index);
                     }
                     watch = Some(connection);
