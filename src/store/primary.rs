@@ -34,7 +34,7 @@ use crate::telemetry::one_line;
 const SESSION_ATTRS: &str = "target_session_attrs";
 
 /// How often a process that follows the primary checks that its server still accepts writes.
-pub const CHECK_EVERY: Duration = Duration::from_secs(1);
+const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// The servers a `database.url` names.
 #[derive(Clone, Debug)]
@@ -165,13 +165,13 @@ async fn probe(options: &PgConnectOptions, wait: Duration) -> Result<(PgConnecti
 }
 
 /// Whether the server is in recovery: a standby, which accepts no writes.
-pub async fn in_recovery(connection: &mut PgConnection) -> Result<bool, sqlx::Error> {
+async fn in_recovery(connection: &mut PgConnection) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar!(r#"select pg_is_in_recovery() as "in_recovery!""#).fetch_one(connection).await
 }
 
 /// The check of every new connection of a pool that must use the server accepting writes:
 /// one to a standby is refused (the pool closes it and tries again).
-pub async fn refuse_standby(connection: &mut PgConnection) -> Result<(), sqlx::Error> {
+pub(super) async fn refuse_standby(connection: &mut PgConnection) -> Result<(), sqlx::Error> {
     if in_recovery(connection).await? {
         let standby = std::io::Error::other("the server is a standby (in recovery): it accepts no writes");
         return Err(sqlx::Error::Io(standby));
@@ -182,7 +182,7 @@ pub async fn refuse_standby(connection: &mut PgConnection) -> Result<(), sqlx::E
 /// Keeps `pool`'s new connections going to the server that accepts writes, until the pool
 /// is closed: checks every [`CHECK_EVERY`] on a connection of its own, and when that server
 /// is lost or in recovery, looks for the first host that accepts writes.
-pub async fn follow(pool: PgPool, hosts: Hosts, wait: Duration) {
+pub(super) async fn follow(pool: PgPool, hosts: Hosts, wait: Duration) {
     let mut closed = pool.close_event();
     let mut using: Option<usize> = None;
     let mut watch: Option<PgConnection> = None;
@@ -224,8 +224,11 @@ pub async fn follow(pool: PgPool, hosts: Hosts, wait: Duration) {
         }
         tokio::select! {
             _ = tokio::time::sleep(CHECK_EVERY) => {}
-            _ = &mut closed => return,
+            _ = &mut closed => break,
         }
+    }
+    if let Some(connection) = watch {
+        let _ = connection.close().await;
     }
 }
 
