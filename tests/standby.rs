@@ -215,8 +215,12 @@ async fn drain_rate(clusters: &Clusters, n: usize, seed: u64) -> f64 {
     let worker = env.spawn_worker();
     env.worker(worker).wait_ready(WAIT).await;
     let start = Instant::now();
-    env.wait_for_counts(expected, 0, WAIT).await;
+    while env.counts().await.0 < expected {
+        assert!(start.elapsed() < WAIT, "{n} events not drained within {WAIT:?}");
+        tokio::time::sleep(POLL).await;
+    }
     let rate = expected as f64 / start.elapsed().as_secs_f64();
+    env.wait_for_counts(expected, 0, WAIT).await;
     let values = env.values().await;
     assert_eq!(as_model(&values), model::values(&batch), "the tallies differ from the model");
     env.cleanup().await;
@@ -228,12 +232,14 @@ async fn the_promoted_standby_takes_over_under_a_flow_and_nothing_is_lost() {
     let clusters = Clusters::from_env();
     assert_eq!(clusters.sync_state().await.as_deref(), Some("sync"), "the standby must start synchronous");
 
-    // The drain rate with the standby synchronous, then asynchronous, twice each.
-    const RATE_EVENTS: usize = 20_000;
+    // The drain rate with the standby synchronous, then asynchronous, twice each, on
+    // STANDBY_TEST_RATE_EVENTS events (20,000 unless set).
+    let rate_events: usize =
+        std::env::var("STANDBY_TEST_RATE_EVENTS").ok().map_or(20_000, |n| n.parse().expect("a number of events"));
     let mut rates: Vec<(bool, f64)> = vec![];
     for (round, synchronous) in [true, false, true, false].into_iter().enumerate() {
         clusters.set_synchronous(synchronous).await;
-        let rate = drain_rate(&clusters, RATE_EVENTS, 7100 + round as u64).await;
+        let rate = drain_rate(&clusters, rate_events, 7100 + round as u64).await;
         eprintln!(
             "drain rate, standby {}: {rate:.0} events/s",
             if synchronous { "synchronous" } else { "asynchronous" }
@@ -316,7 +322,7 @@ async fn the_promoted_standby_takes_over_under_a_flow_and_nothing_is_lost() {
         load.messages.len(),
     );
     eprintln!(
-        "drain rate, {RATE_EVENTS} events one per message, mean of two runs each: \
+        "drain rate, {rate_events} events one per message, mean of two runs each: \
         {with:.0} events/s with the standby synchronous, {without:.0} asynchronous ({:.2}×)",
         with / without
     );
