@@ -20,9 +20,9 @@ use crate::telemetry::one_line;
 /// Creates the database if it does not exist, then applies the pending migrations.
 /// Connecting takes at most `database.connect_timeout_secs`.
 pub async fn migrate(settings: &Settings) -> anyhow::Result<PgPool> {
-    let url = &settings.database.url;
     let timeout = settings.database.connect_timeout();
-    store::check_url(url)?;
+    // With several hosts, the database is made on the one that accepts writes.
+    let url = &store::primary::Hosts::parse(&settings.database.url)?.primary(timeout).await?;
     let exists = tokio::time::timeout(timeout, Postgres::database_exists(url))
         .await
         .map_err(|_| ConnectError::TimedOut { url: redact(url), timeout })?
@@ -31,7 +31,10 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<PgPool> {
         Postgres::create_database(url).await.with_context(|| format!("cannot create the database {}", redact(url)))?;
         info!(database = %redact(url), "Created the database.");
     }
-    let pool = store::connect(url, settings.database.max_connections, timeout)?;
+    let pool = store::connect(&settings.database.url, settings.database.max_connections, timeout)?;
+    // Where a list of hosts starts: the server just found (a standby may not have replayed
+    // the new database yet).
+    pool.set_connect_options(store::connect_options(url)?);
     store::migrate(&pool).await.context("cannot apply the migrations")?;
     Ok(pool)
 }
@@ -61,9 +64,16 @@ pub async fn run(settings: Settings, shutdown: watch::Receiver<bool>) -> anyhow:
             .await
     });
 
-    if migrate_until_done(&settings, shutdown.clone()).await.is_none() {
-        info!("Stopped before the database was ready.");
-        return Ok(());
+    match migrate_until_done(&settings, shutdown.clone()).await {
+        // The worker goes on with its own pool, on the server the migrations were applied to.
+        Some(migrated) => {
+            pool.set_connect_options((*migrated.connect_options()).clone());
+            migrated.close().await;
+        }
+        None => {
+            info!("Stopped before the database was ready.");
+            return Ok(());
+        }
     }
     health.set_migrated();
     health.set_database_ok();

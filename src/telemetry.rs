@@ -7,10 +7,15 @@ use std::io::IsTerminal;
 use sqlx::migrate::MigrateError;
 use tracing_subscriber::EnvFilter;
 
+/// The levels unless `RUST_LOG` says otherwise. The sqlx pool's own ERROR, a new connection
+/// refused by `store::primary::refuse_standby`, is expected while a list of hosts is
+/// followed: `store::primary` logs what an operator needs.
+const LEVELS: &str = "info,sqlx=warn,sqlx_core::pool::inner=off,lapin=off";
+
 /// Installs the global subscriber once; `RUST_LOG` overrides the default `info` level.
 /// Colours only on a terminal: a log file or a pipe gets plain text.
 pub fn init(format: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,lapin=off"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(LEVELS));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -494,3 +494,62 @@ async fn a_migration_the_database_refuses_is_one_line_naming_the_refusal_once() 
         sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&admin).await.unwrap();
     }
 }
+
+/// A port of 127.0.0.1 where nothing listens: a connection there is refused.
+fn dead_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn a_url_listing_several_hosts_uses_the_one_that_accepts_writes() {
+    // The test server listed second, after a host that refuses connections.
+    let dead = dead_port();
+    let (scheme, rest) = database_base().split_once("://").map(|(s, r)| (s.to_owned(), r.to_owned())).unwrap();
+    let base = match rest.rsplit_once('@') {
+        Some((user, host)) => format!("{scheme}://{user}@127.0.0.1:{dead},{host}"),
+        None => format!("{scheme}://127.0.0.1:{dead},{rest}"),
+    };
+    let mut env = TestEnv::on(&base, "hosts").await;
+    let worker = env.spawn_worker();
+    env.worker(worker).wait_ready(WAIT).await;
+    let publications: Vec<_> = (0..20).map(|i| common::plain_publication(&format!("pub-{i}"))).collect();
+    env.publish(&publications).await;
+    env.wait_for_counts(20, 0, WAIT).await;
+    assert_eq!(env.value("KE1", "all", "", "").await, 20);
+    let (status, _) = env.worker(worker).get("/api/v1/indicators/KE1").await;
+    assert_eq!(status, 200, "the API reads through the same list");
+    assert!(env.worker(worker).terminate(STOP).success());
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_list_of_hosts_none_of_which_accepts_writes_is_one_error_line_naming_each() {
+    let (first, second) = (dead_port(), dead_port());
+    let url = format!("postgres://postgres:s3cret@127.0.0.1:{first},127.0.0.1:{second}/ecpat");
+    let (status, stderr) =
+        finish(binary(&crate_dir(), &["migrate"], &[("DATABASE_URL", url.as_str())]), Duration::from_secs(15)).await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    let redacted = format!("postgres://postgres:***@127.0.0.1:{first},127.0.0.1:{second}/ecpat");
+    assert!(stderr.starts_with(&format!("error: no host of {redacted} accepts writes: ")), "{stderr}");
+    for port in [first, second] {
+        assert!(
+            stderr.contains(&format!("cannot reach PostgreSQL at postgres://postgres:***@127.0.0.1:{port}/ecpat")),
+            "{stderr}"
+        );
+    }
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+
+    let url = format!("postgres://postgres@127.0.0.1:{first},127.0.0.1:{second}/ecpat?target_session_attrs=read-only");
+    let (status, stderr) =
+        finish(binary(&crate_dir(), &["migrate"], &[("DATABASE_URL", url.as_str())]), Duration::from_secs(15)).await;
+    assert_one_error_line(
+        &url,
+        status,
+        &stderr,
+        &format!(
+            "invalid PostgreSQL URL {url}: target_session_attrs=read-only: the worker writes, so it needs read-write \
+             (or primary), the default with several hosts"
+        ),
+    );
+}

@@ -37,6 +37,7 @@
 
 pub mod events;
 pub mod frameworks;
+pub mod primary;
 pub mod read;
 pub mod recompute;
 pub mod records;
@@ -66,6 +67,8 @@ pub enum ConnectError {
     Refused { url: String, reason: String },
     #[error("cannot reach PostgreSQL at {url}")]
     Unreachable { url: String, source: sqlx::Error },
+    #[error("no host of {url} accepts writes: {hosts}")]
+    NoPrimary { url: String, hosts: String },
 }
 
 impl ConnectError {
@@ -85,10 +88,21 @@ impl ConnectError {
 /// Opens a pool. Connections are made lazily, so a worker starts while the database is
 /// down and reports not ready until it is back; opening one, or waiting for one, takes at
 /// most `timeout`.
+///
+/// When `url` lists several hosts ([`primary`]), the pool's connections go only to the one
+/// that accepts writes, and a task follows it (one more connection) until the pool is
+/// closed; this must then be called within the Tokio runtime.
 pub fn connect(url: &str, max_connections: u32, timeout: Duration) -> Result<PgPool, ConnectError> {
-    check_url(url)?;
-    let options = connect_options(url).map_err(|e| ConnectError::from_sqlx(url, e, timeout))?;
-    Ok(PgPoolOptions::new().max_connections(max_connections).acquire_timeout(timeout).connect_lazy_with(options))
+    let hosts = primary::Hosts::parse(url)?;
+    let options = PgPoolOptions::new().max_connections(max_connections).acquire_timeout(timeout);
+    if !hosts.writable_only() {
+        return Ok(options.connect_lazy_with(hosts.first()));
+    }
+    let pool = options
+        .after_connect(|connection, _| Box::pin(primary::refuse_standby(connection)))
+        .connect_lazy_with(hosts.first());
+    tokio::spawn(primary::follow(pool.clone(), hosts, timeout));
+    Ok(pool)
 }
 
 /// Checks that `url` is a PostgreSQL URL: sqlx reads any scheme (`mysql://`, `http://`) as

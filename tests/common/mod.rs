@@ -41,6 +41,8 @@ fn crate_dir() -> PathBuf {
 /// One test's isolated world: a database, exchange and queue names of its own.
 pub struct TestEnv {
     pub name: String,
+    /// The server URL without a database (one host, or several).
+    base: String,
     pub settings: Settings,
     pub pool: PgPool,
     workers: Vec<Worker>,
@@ -49,10 +51,16 @@ pub struct TestEnv {
 impl TestEnv {
     /// Creates a fresh database (migrated) and unique broker names.
     pub async fn new(label: &str) -> TestEnv {
+        TestEnv::on(&database_base(), label).await
+    }
+
+    /// Like [`TestEnv::new`], on the servers of `base` (`postgres://user@host:port`, or
+    /// several `host:port` separated by commas).
+    pub async fn on(base: &str, label: &str) -> TestEnv {
         let name =
             format!("t_{}_{}_{}_{}", test_run(), label, std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
         let mut settings = Settings::load(&crate_dir().join("config")).expect("config/default.toml loads");
-        settings.database.url = format!("{}/{}", database_base(), name);
+        settings.database.url = format!("{base}/{name}");
         settings.amqp.url = amqp_url();
         settings.amqp.exchange = format!("{name}.events");
         settings.amqp.queue = format!("{name}.indicators");
@@ -61,8 +69,8 @@ impl TestEnv {
         settings.amqp.unrouted_exchange = format!("{name}.events.unrouted");
         let pool = ecpat_indicators::app::migrate(&settings)
             .await
-            .unwrap_or_else(|e| panic!("PostgreSQL must be running at {} for the tests: {e:#}", database_base()));
-        TestEnv { name, settings, pool, workers: vec![] }
+            .unwrap_or_else(|e| panic!("PostgreSQL must be running at {base} for the tests: {e:#}"));
+        TestEnv { name, base: base.to_owned(), settings, pool, workers: vec![] }
     }
 
     /// Declares the topology, as a worker or producer would.
@@ -211,10 +219,12 @@ impl TestEnv {
             let _ = connection.close(200, "ok".into()).await;
         }
         self.pool.close().await;
-        let admin = PgPool::connect(&format!("{}/postgres", database_base())).await.unwrap();
+        let admin = ecpat_indicators::store::connect(&format!("{}/postgres", self.base), 1, Duration::from_secs(10))
+            .expect("the test's own server URL reads");
         let _ = sqlx::query(sqlx::AssertSqlSafe(format!("drop database if exists {} with (force)", self.name)))
             .execute(&admin)
             .await;
+        admin.close().await;
     }
 }
 
