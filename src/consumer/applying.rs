@@ -11,9 +11,9 @@ use tokio::sync::watch;
 use tokio::time::sleep;
 use tracing::{debug, error, warn};
 
-use super::backoff::Backoff;
 use super::deliveries::Batch;
 use crate::apply::{self, ApplyError, Message, Outcome};
+use crate::backoff::Backoff;
 use crate::broker::BrokerError;
 use crate::health::Health;
 use crate::metrics;

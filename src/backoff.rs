@@ -10,7 +10,7 @@ use crate::config::Settings;
 /// Waits that double from `consumer.retry_initial_ms` up to `consumer.retry_max_ms`, each
 /// a random amount from half of that delay to all of it ("equal jitter"), so that several
 /// workers do not retry in step.
-pub(super) struct Backoff {
+pub struct Backoff {
     /// The waits from the first one, for a reset.
     from_first: ExponentialBuilder,
     /// The waits from the longest one, for [`Backoff::longest`].
@@ -20,24 +20,24 @@ pub(super) struct Backoff {
 }
 
 impl Backoff {
-    pub(super) fn new(settings: &Settings) -> Self {
+    pub fn new(settings: &Settings) -> Self {
         let max = Duration::from_millis(settings.consumer.retry_max_ms);
         let initial = Duration::from_millis(settings.consumer.retry_initial_ms).min(max);
         let from_first = equal_jitter(initial, max);
         Backoff { from_first, from_longest: equal_jitter(max, max), waits: from_first.build() }
     }
 
-    pub(super) fn next(&mut self) -> Duration {
+    pub fn next(&mut self) -> Duration {
         self.waits.next().expect("the waits never run out")
     }
 
     /// The longest wait (and the waits after it stay there until a reset).
-    pub(super) fn longest(&mut self) -> Duration {
+    pub fn longest(&mut self) -> Duration {
         self.waits = self.from_longest.build();
         self.next()
     }
 
-    pub(super) fn reset(&mut self) {
+    pub fn reset(&mut self) {
         self.waits = self.from_first.build();
     }
 }
