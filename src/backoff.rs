@@ -27,14 +27,14 @@ impl Backoff {
         Backoff { from_first, from_longest: equal_jitter(max, max), waits: from_first.build() }
     }
 
-    pub fn next(&mut self) -> Duration {
+    pub fn next_wait(&mut self) -> Duration {
         self.waits.next().expect("the waits never run out")
     }
 
     /// The longest wait (and the waits after it stay there until a reset).
     pub fn longest(&mut self) -> Duration {
         self.waits = self.from_longest.build();
-        self.next()
+        self.next_wait()
     }
 
     pub fn reset(&mut self) {
@@ -72,10 +72,10 @@ mod tests {
     fn waits_double_up_to_the_max_with_jitter_and_start_again_after_a_reset() {
         let mut backoff = backoff(100, 1000);
         for full in [100, 200, 400, 800, 1000, 1000] {
-            assert_between(backoff.next(), Duration::from_millis(full));
+            assert_between(backoff.next_wait(), Duration::from_millis(full));
         }
         backoff.reset();
-        assert_between(backoff.next(), Duration::from_millis(100));
+        assert_between(backoff.next_wait(), Duration::from_millis(100));
     }
 
     #[test]
@@ -83,9 +83,9 @@ mod tests {
         let mut backoff = backoff(100, 1000);
         for _ in 0..3 {
             assert_between(backoff.longest(), Duration::from_millis(1000));
-            assert_between(backoff.next(), Duration::from_millis(1000));
+            assert_between(backoff.next_wait(), Duration::from_millis(1000));
         }
         backoff.reset();
-        assert_between(backoff.next(), Duration::from_millis(100));
+        assert_between(backoff.next_wait(), Duration::from_millis(100));
     }
 }

@@ -54,7 +54,7 @@ pub async fn run(settings: Settings, pool: PgPool, health: Arc<Health>, mut shut
             }
             Err(e) => {
                 health.set_consuming(false);
-                let wait = backoff.next();
+                let wait = backoff.next_wait();
                 warn!(error = one_line(&e), retry_in_ms = wait.as_millis() as u64, "Lost the broker; reconnecting.");
                 tokio::select! {
                     _ = sleep(wait) => {}

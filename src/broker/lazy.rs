@@ -131,7 +131,7 @@ impl LazyPublisher {
             match &self.patience {
                 None if attempt == 1 && !fresh => {}
                 Some(patience) if attempt < ATTEMPTS => {
-                    let wait = patience.lock().unwrap_or_else(|e| e.into_inner()).next();
+                    let wait = patience.lock().unwrap_or_else(|e| e.into_inner()).next_wait();
                     warn!(
                         error = one_line(&error),
                         retry_in_ms = wait.as_millis() as u64,
