@@ -184,7 +184,12 @@ pub async fn declare_topology(connection: &Connection, settings: &Amqp) -> Resul
             FieldTable::default(),
         )
         .await?;
-    let channel = declare_queue(connection, channel, settings).await?;
+    let mut arguments = FieldTable::default();
+    arguments.insert(QUEUE_TYPE.into(), AMQPValue::LongString("quorum".into()));
+    arguments.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(settings.delivery_limit));
+    arguments
+        .insert("x-dead-letter-exchange".into(), AMQPValue::LongString(settings.dead_letter_exchange.as_str().into()));
+    let channel = declare_queue(connection, channel, settings, &settings.queue, arguments, &[GROUP_SIZE]).await?;
     for (exchange, key) in [(&settings.exchange, settings.binding_key.as_str()), (&settings.unrouted_exchange, "")] {
         channel
             .queue_bind(
@@ -196,8 +201,17 @@ pub async fn declare_topology(connection: &Connection, settings: &Amqp) -> Resul
             )
             .await?;
     }
-    let durable_queue = QueueDeclareOptions { durable: true, ..Default::default() };
-    channel.queue_declare(settings.dead_letter_queue.as_str().into(), durable_queue, FieldTable::default()).await?;
+    // A classic queue on a single node, as it always was; on a cluster, a quorum queue too, or
+    // the workers could not declare it while its one node is down.
+    let channel = declare_queue(
+        connection,
+        channel,
+        settings,
+        &settings.dead_letter_queue,
+        FieldTable::default(),
+        &[GROUP_SIZE, QUEUE_TYPE],
+    )
+    .await?;
     channel
         .queue_bind(
             settings.dead_letter_queue.as_str().into(),
@@ -211,46 +225,48 @@ pub async fn declare_topology(connection: &Connection, settings: &Amqp) -> Resul
     Ok(())
 }
 
-/// Declares the work queue, a quorum queue, on `channel` (or on a new one when the first
+/// Declares the queue `name` with `arguments` on `channel` (or on a new one when the first
 /// is closed by a refusal); returns the channel that is open.
 ///
-/// `amqp.quorum_initial_group_size` is passed as `x-quorum-initial-group-size` only when
-/// above 1, so that a queue declared by earlier versions, without the argument, is
-/// declared again unchanged on a single node. The argument counts only when the queue is
-/// created: when the queue exists with another group size (or none), RabbitMQ refuses the
-/// declaration; the queue is then used as it is, and a warning says how to change its
-/// members.
-async fn declare_queue(connection: &Connection, channel: Channel, settings: &Amqp) -> Result<Channel, BrokerError> {
-    let mut arguments = FieldTable::default();
-    arguments.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
-    arguments.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(settings.delivery_limit));
-    arguments
-        .insert("x-dead-letter-exchange".into(), AMQPValue::LongString(settings.dead_letter_exchange.as_str().into()));
+/// With `amqp.quorum_initial_group_size` above 1 (a cluster) the queue is a quorum queue
+/// with that many members (`x-quorum-initial-group-size`); at 1 nothing is added, so that a
+/// queue declared by earlier versions on a single node is declared again unchanged. Those
+/// arguments count only when a queue is created: when the queue exists with others, and
+/// RabbitMQ's refusal names one of `tolerated`, the queue is used as it is, with a warning.
+async fn declare_queue(
+    connection: &Connection,
+    channel: Channel,
+    settings: &Amqp,
+    name: &str,
+    mut arguments: FieldTable,
+    tolerated: &[&str],
+) -> Result<Channel, BrokerError> {
     if settings.quorum_initial_group_size > 1 {
-        arguments.insert(
-            "x-quorum-initial-group-size".into(),
-            AMQPValue::LongLongInt(settings.quorum_initial_group_size.into()),
-        );
+        arguments.insert(QUEUE_TYPE.into(), AMQPValue::LongString("quorum".into()));
+        arguments.insert(GROUP_SIZE.into(), AMQPValue::LongLongInt(settings.quorum_initial_group_size.into()));
     }
     let durable_queue = QueueDeclareOptions { durable: true, ..Default::default() };
-    match channel.queue_declare(settings.queue.as_str().into(), durable_queue, arguments).await {
+    match channel.queue_declare(name.into(), durable_queue, arguments).await {
         Ok(_) => Ok(channel),
-        Err(e) if precondition_failed(&e) && refusal_text(&e).contains(GROUP_SIZE) => {
+        Err(e) if precondition_failed(&e) && tolerated.iter().any(|arg| refusal_text(&e).contains(arg)) => {
             warn!(
-                queue = %settings.queue,
+                queue = name,
                 quorum_initial_group_size = settings.quorum_initial_group_size,
-                refusal = %e,
-                "The queue exists with another initial group size, which counts only when a queue is created: it is \
-                 used as it is. To change its members: rabbitmq-queues grow / shrink (docs/operations.md)."
+                refusal = refusal_text(&e),
+                "The queue exists with other arguments, which count only when a queue is created: it is used as it \
+                 is. On a cluster, give it members with rabbitmq-queues grow (docs/operations.md)."
             );
             let channel = connection.create_channel().await?;
             let passive = QueueDeclareOptions { passive: true, ..durable_queue };
-            channel.queue_declare(settings.queue.as_str().into(), passive, FieldTable::default()).await?;
+            channel.queue_declare(name.into(), passive, FieldTable::default()).await?;
             Ok(channel)
         }
         Err(e) => Err(e.into()),
     }
 }
+
+/// The queue argument that makes a quorum queue.
+const QUEUE_TYPE: &str = "x-queue-type";
 
 /// The queue argument that sets a new quorum queue's members.
 const GROUP_SIZE: &str = "x-quorum-initial-group-size";

@@ -125,8 +125,7 @@ fn free_addr() -> String {
 
 /// The variables that point a worker at a test's database and broker names.
 fn worker_vars(env: &TestEnv, http: &str) -> Vec<(&'static str, String)> {
-    let mut vars: Vec<(&'static str, String)> =
-        common::binary_env(&env.settings).into_iter().map(|(key, value)| (key, value.to_owned())).collect();
+    let mut vars = common::binary_env(&env.settings);
     vars.extend([("HTTP_ADDR", http.to_owned()), ("RUST_LOG", "warn".to_owned())]);
     vars
 }
