@@ -150,12 +150,12 @@ fn spawn_worker(settings: &Settings, log: &Path) -> Worker {
     Worker { child, http }
 }
 
-/// When the worker logged "Consuming." since `since`, and on which node.
-fn consuming_since(log: &Path, since: DateTime<Utc>) -> Option<(DateTime<Utc>, String)> {
+/// The first line with `message` the worker logged since `since`: when, and its `node`.
+fn logged_since(log: &Path, message: &str, since: DateTime<Utc>) -> Option<(DateTime<Utc>, String)> {
     let text = std::fs::read_to_string(log).ok()?;
     text.lines().filter_map(|line| serde_json::from_str::<Value>(line).ok()).find_map(|line| {
         let at: DateTime<Utc> = line["timestamp"].as_str()?.parse().ok()?;
-        (line["message"] == "Consuming." && at > since).then(|| (at, line["node"].as_str().unwrap_or("").to_owned()))
+        (line["message"] == message && at > since).then(|| (at, line["node"].as_str().unwrap_or("").to_owned()))
     })
 }
 
@@ -263,7 +263,7 @@ async fn workers_and_publisher_move_to_a_live_node_when_theirs_dies_and_every_ta
         // Each worker that was on that node consumes again, from another node.
         for (i, _) in nodes.iter().enumerate().filter(|(_, n)| **n == node) {
             let (at, on) = loop {
-                if let Some(found) = consuming_since(&log(i), since) {
+                if let Some(found) = logged_since(&log(i), "Consuming.", since) {
                     break found;
                 }
                 assert!(stopped_at.elapsed() < WAIT, "worker {i} did not consume again within {WAIT:?}");
@@ -273,8 +273,16 @@ async fn workers_and_publisher_move_to_a_live_node_when_theirs_dies_and_every_ta
                 !on.contains(&format!(":{}/", 5681 + node)),
                 "worker {i} consumes from the node that is down: {on}"
             );
-            let took = (at - since).to_std().unwrap_or_default();
-            eprintln!("node {} {down:?}: worker {i} consuming again from {on} after {took:.2?}", cluster.nodes[node]);
+            let (lost, _) = logged_since(&log(i), "Lost the broker; reconnecting.", since)
+                .unwrap_or_else(|| panic!("worker {i} consumes again without having logged the loss"));
+            let took = |from: DateTime<Utc>| (at - from).to_std().unwrap_or_default();
+            eprintln!(
+                "node {} {down:?}: worker {i} consuming again from {on} {:.2?} after the stop began, {:.2?} after it \
+                 saw its connection lost",
+                cluster.nodes[node],
+                took(since),
+                took(lost)
+            );
         }
         // An event published after the stop is counted.
         let after: Vec<String> = (handed..handed + 1000)
