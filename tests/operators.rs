@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{TestEnv, Worker, amqp_url, database_base};
+use ecpat_indicators::broker;
 use futures::future::join_all;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::TcpListener;
@@ -492,4 +493,37 @@ async fn a_migration_the_database_refuses_is_one_line_naming_the_refusal_once() 
     for statement in [format!("drop database {database} with (force)"), format!("drop role {role}")] {
         sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&admin).await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn brokers_are_tried_in_turn_and_a_dead_one_first_in_the_list_is_passed_over() {
+    let mut env = TestEnv::new("urls").await;
+    let dead = || {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        format!("amqp://127.0.0.1:{port}/%2f")
+    };
+    env.settings.amqp.urls = vec![dead(), amqp_url()];
+    let (connection, node) = broker::connect_from(&env.settings.amqp, "test urls", 0).await.unwrap();
+    assert_eq!(node, 1, "the second broker, the first being dead");
+    connection.close(200, "ok".into()).await.unwrap();
+    let (connection, node) = broker::connect_from(&env.settings.amqp, "test urls", 1).await.unwrap();
+    assert_eq!(node, 1, "from the one after the last");
+    connection.close(200, "ok".into()).await.unwrap();
+
+    let w = env.spawn_worker();
+    env.worker(w).wait_ready(WAIT).await;
+    let dir = scratch("urls");
+    let file = dir.join("events.jsonl");
+    std::fs::write(&file, format!("{}\n", common::plain_publication("urls-1"))).unwrap();
+    let output = env.cli(&["publish", file.to_str().unwrap()]).await;
+    assert!(output.status.success(), "publish: {}", String::from_utf8_lossy(&output.stderr));
+    env.wait_for_counts(1, 0, WAIT).await;
+
+    let mut nowhere = env.settings.amqp.clone();
+    nowhere.urls = vec![dead(), dead()];
+    let error = broker::connect_from(&nowhere, "test urls", 0).await.unwrap_err().to_string();
+    assert!(error.starts_with("no RabbitMQ node of amqp.urls answered: cannot connect to RabbitMQ at "), "{error}");
+    assert!(nowhere.urls.iter().all(|url| error.contains(url.as_str())), "each node's failure: {error}");
+    std::fs::remove_dir_all(dir).unwrap();
+    env.cleanup().await;
 }
