@@ -527,3 +527,20 @@ async fn brokers_are_tried_in_turn_and_a_dead_one_first_in_the_list_is_passed_ov
     std::fs::remove_dir_all(dir).unwrap();
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn queues_that_exist_with_another_group_size_are_used_as_they_are() {
+    // Declared on a single node, then by processes set for a cluster, and the other way round.
+    for (first, then) in [(1, 3), (3, 1)] {
+        let mut env = TestEnv::new("group_size").await;
+        env.settings.amqp.quorum_initial_group_size = first;
+        env.declare().await;
+        env.settings.amqp.quorum_initial_group_size = then;
+        env.declare().await;
+        let w = env.spawn_worker();
+        env.worker(w).wait_ready(WAIT).await;
+        env.publish(&[common::plain_publication("group-1")]).await;
+        env.wait_for_counts(1, 0, WAIT).await;
+        env.cleanup().await;
+    }
+}
