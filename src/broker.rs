@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 use tracing::warn;
 
 use crate::config::{Amqp, redact};
+use crate::telemetry::one_line;
 pub use lazy::LazyPublisher;
 
 /// A broker failure, with the URL's password removed.
@@ -39,25 +40,67 @@ pub enum BrokerError {
     ConsumerEnded,
     #[error("RabbitMQ did not confirm {0} published message(s)")]
     NotConfirmed(usize),
+    /// No broker of `amqp.urls` let this client in: what each one did, and whether every
+    /// one refused it.
+    #[error("no RabbitMQ node of amqp.urls answered: {0}")]
+    NoNode(String, bool),
 }
 
 impl BrokerError {
     /// Whether the broker refused this client (credentials, virtual host): retrying soon
     /// will not help, someone must change the settings or the broker.
     pub fn is_refused(&self) -> bool {
-        matches!(self, BrokerError::LoginRefused { .. } | BrokerError::Refused { .. })
+        matches!(self, BrokerError::LoginRefused { .. } | BrokerError::Refused { .. } | BrokerError::NoNode(_, true))
+    }
+
+    /// Whether the URL itself is wrong: no node and no retry can help.
+    pub fn is_invalid(&self) -> bool {
+        matches!(self, BrokerError::InvalidUrl { .. })
     }
 }
 
-/// Opens a connection named after this process, so operators can find it; connecting
-/// takes at most `amqp.connect_timeout_secs`.
+/// Opens a connection named after this process, so operators can find it, to the first
+/// broker of `amqp.urls` that answers; connecting to each takes at most
+/// `amqp.connect_timeout_secs`.
 pub async fn connect(settings: &Amqp, name: &str) -> Result<Connection, BrokerError> {
-    let url = redact(&settings.url);
+    connect_from(settings, name, 0).await.map(|(connection, _)| connection)
+}
+
+/// Connects to the first broker of [`Amqp::urls`] that answers, trying them in order from
+/// the one at `first` (and round to the start); returns the connection and the index of its
+/// URL. A caller that lost a node passes the index after it, so that a dead node is tried
+/// last, not first every time. When none answers, the error says what each one did.
+pub async fn connect_from(settings: &Amqp, name: &str, first: usize) -> Result<(Connection, usize), BrokerError> {
+    let urls = settings.urls();
+    let mut failures = Vec::new();
+    for index in (first..first + urls.len()).map(|i| i % urls.len()) {
+        match connect_to(&urls[index], settings, name).await {
+            Ok(connection) => return Ok((connection, index)),
+            Err(e) if e.is_invalid() => return Err(e),
+            Err(e) => {
+                if urls.len() > 1 {
+                    warn!(node = %redact(&urls[index]), error = one_line(&e), "A RabbitMQ node did not let us in; trying the next.");
+                }
+                failures.push(e);
+            }
+        }
+    }
+    match failures.len() {
+        1 => Err(failures.remove(0)),
+        _ => Err(BrokerError::NoNode(
+            failures.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "),
+            failures.iter().all(BrokerError::is_refused),
+        )),
+    }
+}
+
+/// Opens a connection to the broker at `url`.
+async fn connect_to(raw: &str, settings: &Amqp, name: &str) -> Result<Connection, BrokerError> {
+    let url = redact(raw);
     // Parsed here because lapin's parse errors can quote the whole URL, password included.
-    let uri: AMQPUri = settings.url.parse().map_err(|reason: String| BrokerError::InvalidUrl {
-        reason: reason.replace(&settings.url, &url),
-        url: url.clone(),
-    })?;
+    let uri: AMQPUri = raw
+        .parse()
+        .map_err(|reason: String| BrokerError::InvalidUrl { reason: reason.replace(raw, &url), url: url.clone() })?;
     let user = uri.authority.userinfo.username.clone();
     let properties = ConnectionProperties::default().with_connection_name(name.into());
     let timeout = settings.connect_timeout();
@@ -142,12 +185,11 @@ pub async fn declare_topology(connection: &Connection, settings: &Amqp) -> Resul
         )
         .await?;
     let mut arguments = FieldTable::default();
-    arguments.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    arguments.insert(QUEUE_TYPE.into(), AMQPValue::LongString("quorum".into()));
     arguments.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(settings.delivery_limit));
     arguments
         .insert("x-dead-letter-exchange".into(), AMQPValue::LongString(settings.dead_letter_exchange.as_str().into()));
-    let durable_queue = QueueDeclareOptions { durable: true, ..Default::default() };
-    channel.queue_declare(settings.queue.as_str().into(), durable_queue, arguments).await?;
+    let channel = declare_queue(connection, channel, settings, &settings.queue, arguments, &[GROUP_SIZE]).await?;
     for (exchange, key) in [(&settings.exchange, settings.binding_key.as_str()), (&settings.unrouted_exchange, "")] {
         channel
             .queue_bind(
@@ -159,7 +201,17 @@ pub async fn declare_topology(connection: &Connection, settings: &Amqp) -> Resul
             )
             .await?;
     }
-    channel.queue_declare(settings.dead_letter_queue.as_str().into(), durable_queue, FieldTable::default()).await?;
+    // A classic queue on a single node, as it always was; on a cluster, a quorum queue too, or
+    // the workers could not declare it while its one node is down.
+    let channel = declare_queue(
+        connection,
+        channel,
+        settings,
+        &settings.dead_letter_queue,
+        FieldTable::default(),
+        &[GROUP_SIZE, QUEUE_TYPE],
+    )
+    .await?;
     channel
         .queue_bind(
             settings.dead_letter_queue.as_str().into(),
@@ -173,9 +225,55 @@ pub async fn declare_topology(connection: &Connection, settings: &Amqp) -> Resul
     Ok(())
 }
 
+/// Declares the queue `name` with `arguments` on `channel` (or on a new one when the first
+/// is closed by a refusal); returns the channel that is open.
+///
+/// With `amqp.quorum_initial_group_size` above 1 (a cluster) the queue is a quorum queue
+/// with that many members (`x-quorum-initial-group-size`); at 1 nothing is added, so that a
+/// queue declared by earlier versions on a single node is declared again unchanged. Those
+/// arguments count only when a queue is created: when the queue exists with others, and
+/// RabbitMQ's refusal names one of `tolerated`, the queue is used as it is, with a warning.
+async fn declare_queue(
+    connection: &Connection,
+    channel: Channel,
+    settings: &Amqp,
+    name: &str,
+    mut arguments: FieldTable,
+    tolerated: &[&str],
+) -> Result<Channel, BrokerError> {
+    if settings.quorum_initial_group_size > 1 {
+        arguments.insert(QUEUE_TYPE.into(), AMQPValue::LongString("quorum".into()));
+        arguments.insert(GROUP_SIZE.into(), AMQPValue::LongLongInt(settings.quorum_initial_group_size.into()));
+    }
+    let durable_queue = QueueDeclareOptions { durable: true, ..Default::default() };
+    match channel.queue_declare(name.into(), durable_queue, arguments).await {
+        Ok(_) => Ok(channel),
+        Err(e) if precondition_failed(&e) && tolerated.iter().any(|arg| refusal_text(&e).contains(arg)) => {
+            warn!(
+                queue = name,
+                quorum_initial_group_size = settings.quorum_initial_group_size,
+                refusal = refusal_text(&e),
+                "The queue exists with other arguments, which count only when a queue is created: it is used as it \
+                 is. On a cluster, give it members with rabbitmq-queues grow (docs/operations.md)."
+            );
+            let channel = connection.create_channel().await?;
+            let passive = QueueDeclareOptions { passive: true, ..durable_queue };
+            channel.queue_declare(name.into(), passive, FieldTable::default()).await?;
+            Ok(channel)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The queue argument that makes a quorum queue.
+const QUEUE_TYPE: &str = "x-queue-type";
+
+/// The queue argument that sets a new quorum queue's members.
+const GROUP_SIZE: &str = "x-quorum-initial-group-size";
+
 /// The command that gives an existing events exchange its alternate exchange by policy.
 pub fn unrouted_policy(settings: &Amqp) -> String {
-    let vhost = settings.url.parse::<AMQPUri>().map(|uri| uri.vhost).unwrap_or_else(|_| "/".into());
+    let vhost = settings.urls()[0].parse::<AMQPUri>().map(|uri| uri.vhost).unwrap_or_else(|_| "/".into());
     let vhost = if vhost == "/" { String::new() } else { format!("-p '{vhost}' ") };
     format!(
         r#"rabbitmqctl set_policy {vhost}{} '^{}$' '{{"alternate-exchange":"{}"}}' --apply-to exchanges"#,
@@ -200,6 +298,14 @@ fn regex_escaped(name: &str) -> String {
 fn precondition_failed(error: &lapin::Error) -> bool {
     matches!(error.kind(), ErrorKind::ProtocolError(e)
         if matches!(e.kind(), AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)))
+}
+
+/// What the broker said when it refused something (empty for other errors).
+fn refusal_text(error: &lapin::Error) -> String {
+    match error.kind() {
+        ErrorKind::ProtocolError(e) => e.get_message().to_string(),
+        _ => String::new(),
+    }
 }
 
 /// The routing key for a body: its event `type` when that is under `org.ecpat.`, so
@@ -253,7 +359,7 @@ impl Publisher {
     pub async fn new(connection: &Connection, settings: &Amqp) -> Result<Self, BrokerError> {
         let channel = connection.create_channel().await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
-        Ok(Publisher { channel, exchange: settings.exchange.clone(), user_id: amqp_user(&settings.url) })
+        Ok(Publisher { channel, exchange: settings.exchange.clone(), user_id: amqp_user(&settings.urls()[0]) })
     }
 
     /// Whether its channel is still open (a channel error or a lost connection closes it).

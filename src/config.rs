@@ -3,6 +3,7 @@
 //! (`ECPAT_<SECTION>__<KEY>`); `DATABASE_URL`, `AMQP_URL` and `HTTP_ADDR` always win.
 //! Relative paths in the settings are relative to the configuration folder.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 use std::time::Duration;
@@ -40,11 +41,16 @@ impl Database {
     }
 }
 
-/// The broker and the topology of docs/events.md. Its URL may hold a password: `Debug`
-/// shows it [`redact`]ed.
+/// The broker and the topology of docs/events.md. Its URLs may hold a password: `Debug`
+/// shows them [`redact`]ed.
 #[derive(Clone, Deserialize)]
 pub struct Amqp {
+    /// The broker, when `urls` names none.
     pub url: String,
+    /// The nodes of a cluster, tried in turn (see [`Amqp::urls`]): a list, or one string
+    /// with commas between URLs (as the environment gives it).
+    #[serde(default, deserialize_with = "url_list")]
+    pub urls: Vec<String>,
     pub exchange: String,
     pub queue: String,
     pub binding_key: String,
@@ -53,6 +59,8 @@ pub struct Amqp {
     /// The alternate exchange of `exchange`: what matches no binding goes there, and on to `queue`.
     pub unrouted_exchange: String,
     pub delivery_limit: i64,
+    /// The nodes a new quorum queue gets (`x-quorum-initial-group-size`), passed only above 1.
+    pub quorum_initial_group_size: u32,
     pub prefetch: u16,
     /// How long connecting (TCP, TLS and the AMQP handshake) may take.
     pub connect_timeout_secs: u64,
@@ -72,12 +80,60 @@ impl Amqp {
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_secs(self.connect_timeout_secs)
     }
+
+    /// The brokers to connect to, in the order they are tried: `urls`, or `url` alone when
+    /// `urls` is empty. Never empty.
+    pub fn urls(&self) -> &[String] {
+        if self.urls.is_empty() { std::slice::from_ref(&self.url) } else { &self.urls }
+    }
+
+    /// Every URL logs in as the same user to the same virtual host: the nodes of one
+    /// cluster share both, and publishers set `user_id` to that user.
+    /// (A single URL is read when connecting, which says what is wrong with it.)
+    fn check_urls(&self) -> Result<(), String> {
+        if self.urls().len() < 2 {
+            return Ok(());
+        }
+        let identity = |url: &str| match url.parse::<lapin::uri::AMQPUri>() {
+            Ok(uri) => Ok((uri.authority.userinfo.username, uri.vhost)),
+            Err(_) => Err(format!("amqp.urls: {} is not an amqp:// or amqps:// URL", redact(url))),
+        };
+        let urls = self.urls();
+        let first = identity(&urls[0])?;
+        for url in &urls[1..] {
+            if identity(url)? != first {
+                return Err(format!(
+                    "amqp.urls: {} and {} name another user or virtual host; the nodes of a cluster share them",
+                    redact(&urls[0]),
+                    redact(url)
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `amqp.urls` as a list, or as one string with commas between the URLs (a comma within a
+/// URL, in a password, is written `%2C`); blank items are left out.
+fn url_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(text) => text.split(',').map(str::to_owned).collect(),
+        OneOrMany::Many(items) => items,
+    };
+    Ok(items.into_iter().map(|url| url.trim().to_owned()).filter(|url| !url.is_empty()).collect())
 }
 
 impl fmt::Debug for Amqp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Amqp")
             .field("url", &redact(&self.url))
+            .field("urls", &self.urls.iter().map(|url| redact(url)).collect::<Vec<_>>())
             .field("exchange", &self.exchange)
             .field("queue", &self.queue)
             .field("binding_key", &self.binding_key)
@@ -85,6 +141,7 @@ impl fmt::Debug for Amqp {
             .field("dead_letter_queue", &self.dead_letter_queue)
             .field("unrouted_exchange", &self.unrouted_exchange)
             .field("delivery_limit", &self.delivery_limit)
+            .field("quorum_initial_group_size", &self.quorum_initial_group_size)
             .field("prefetch", &self.prefetch)
             .field("connect_timeout_secs", &self.connect_timeout_secs)
             .finish()
@@ -158,17 +215,41 @@ impl Settings {
     /// Loads the built-in defaults, the files of `dir` (usually `config`; none is required)
     /// and the environment.
     pub fn load(dir: &Path) -> Result<Self, config::ConfigError> {
+        Self::load_with(dir, std::env::vars().collect())
+    }
+
+    /// [`Settings::load`] with `vars` as the environment.
+    fn load_with(dir: &Path, vars: HashMap<String, String>) -> Result<Self, config::ConfigError> {
         let mut builder = config::Config::builder()
             .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
             .add_source(config::File::from(dir.join("default.toml")).required(false))
             .add_source(config::File::from(dir.join("local.toml")).required(false))
-            .add_source(config::Environment::with_prefix("ECPAT").prefix_separator("_").separator("__"));
+            .add_source(
+                config::Environment::with_prefix("ECPAT")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .source(Some(vars.clone().into_iter().collect())),
+            );
         for (var, key) in [("DATABASE_URL", "database.url"), ("AMQP_URL", "amqp.url"), ("HTTP_ADDR", "http.addr")] {
-            if let Ok(value) = std::env::var(var) {
-                builder = builder.set_override(key, value)?;
+            if let Some(value) = vars.get(var) {
+                builder = builder.set_override(key, value.as_str())?;
             }
         }
-        builder.build()?.try_deserialize()
+        // `AMQP_URL` names one broker, `AMQP_URLS` several (commas between them); either
+        // wins over the files' `amqp.url` and `amqp.urls`.
+        match (vars.get("AMQP_URL"), vars.get("AMQP_URLS")) {
+            (Some(_), Some(_)) => {
+                return Err(config::ConfigError::Message(
+                    "AMQP_URL and AMQP_URLS are both set: set AMQP_URLS alone for several brokers".into(),
+                ));
+            }
+            (Some(_), None) => builder = builder.set_override("amqp.urls", Vec::<String>::new())?,
+            (None, Some(urls)) => builder = builder.set_override("amqp.urls", urls.as_str())?,
+            (None, None) => {}
+        }
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.amqp.check_urls().map_err(config::ConfigError::Message)?;
+        Ok(settings)
     }
 }
 
@@ -236,9 +317,85 @@ fn redact_query(query: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
     use std::path::Path;
 
     use super::{Settings, redact};
+
+    /// The settings from a configuration folder holding `local` as `local.toml`, and the
+    /// environment `vars` (and nothing else).
+    fn load(local: &str, vars: &[(&str, &str)]) -> Result<Settings, String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("local.toml"), local).unwrap();
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::load_with(dir.path(), vars).map_err(|e| e.to_string())
+    }
+
+    fn urls(settings: &Settings) -> Vec<&str> {
+        settings.amqp.urls().iter().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn one_broker_by_default_and_with_amqp_url() {
+        let settings = load("", &[]).unwrap();
+        assert_eq!(urls(&settings), ["amqp://127.0.0.1:5672/%2f"]);
+        assert_eq!(settings.amqp.quorum_initial_group_size, 1);
+        let settings = load("", &[("AMQP_URL", "amqp://rabbit:5672/%2f")]).unwrap();
+        assert_eq!(urls(&settings), ["amqp://rabbit:5672/%2f"]);
+        let settings = load("[amqp]\nurl = \"amqp://from-file/%2f\"\n", &[]).unwrap();
+        assert_eq!(urls(&settings), ["amqp://from-file/%2f"]);
+    }
+
+    #[test]
+    fn several_brokers_from_a_file_as_a_list_or_a_string() {
+        let listed = "[amqp]\nurls = [\"amqp://r1:5672/%2f\", \"amqp://r2:5672/%2f\", \"amqp://r3:5672/%2f\"]\n";
+        assert_eq!(
+            urls(&load(listed, &[]).unwrap()),
+            ["amqp://r1:5672/%2f", "amqp://r2:5672/%2f", "amqp://r3:5672/%2f"]
+        );
+        let string = "[amqp]\nurls = \"amqp://r1:5672/%2f, amqp://r2:5672/%2f\"\nquorum_initial_group_size = 3\n";
+        let settings = load(string, &[]).unwrap();
+        assert_eq!(urls(&settings), ["amqp://r1:5672/%2f", "amqp://r2:5672/%2f"]);
+        assert_eq!(settings.amqp.quorum_initial_group_size, 3);
+    }
+
+    #[test]
+    fn several_brokers_from_the_environment_with_commas_between() {
+        for var in ["AMQP_URLS", "ECPAT_AMQP__URLS"] {
+            let settings = load("", &[(var, " amqp://r1:5681/%2f,amqp://r2:5682/%2f,, amqp://r3:5683/%2f ")]).unwrap();
+            assert_eq!(urls(&settings), ["amqp://r1:5681/%2f", "amqp://r2:5682/%2f", "amqp://r3:5683/%2f"], "{var}");
+        }
+        let settings = load("", &[("ECPAT_AMQP__QUORUM_INITIAL_GROUP_SIZE", "3")]).unwrap();
+        assert_eq!(settings.amqp.quorum_initial_group_size, 3);
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_files_and_names_one_list() {
+        let file = "[amqp]\nurls = [\"amqp://r1/%2f\", \"amqp://r2/%2f\"]\n";
+        assert_eq!(urls(&load(file, &[("AMQP_URL", "amqp://solo/%2f")]).unwrap()), ["amqp://solo/%2f"]);
+        assert_eq!(urls(&load(file, &[("AMQP_URLS", "amqp://r9/%2f")]).unwrap()), ["amqp://r9/%2f"]);
+        let both = load("", &[("AMQP_URL", "amqp://a/%2f"), ("AMQP_URLS", "amqp://b/%2f")]).unwrap_err();
+        assert!(both.contains("AMQP_URL and AMQP_URLS are both set"), "{both}");
+    }
+
+    #[test]
+    fn the_brokers_of_a_list_share_one_user_and_virtual_host() {
+        // No path and `/%2f` are both the default virtual host; no user is guest.
+        assert!(load("", &[("AMQP_URLS", "amqp://r1:5672,amqp://guest@r2:5672/%2f")]).is_ok());
+        let users = load("", &[("AMQP_URLS", "amqp://app:s3cret@r1/%2f,amqp://other:s3cret@r2/%2f")]).unwrap_err();
+        assert!(users.contains("another user or virtual host") && !users.contains("s3cret"), "{users}");
+        let vhosts = load("", &[("AMQP_URLS", "amqp://r1/%2f,amqp://r2/indicators")]).unwrap_err();
+        assert!(vhosts.contains("another user or virtual host"), "{vhosts}");
+        let bad = load("", &[("AMQP_URLS", "amqp://r1/%2f,http://u:s3cret@r2/")]).unwrap_err();
+        assert!(bad.contains("not an amqp:// or amqps:// URL") && !bad.contains("s3cret"), "{bad}");
+    }
+
+    #[test]
+    fn a_list_of_brokers_never_shows_a_password_in_debug_output() {
+        let settings = load("", &[("AMQP_URLS", "amqp://app:s3cret@r1/%2f,amqp://app:s3cret@r2/%2f")]).unwrap();
+        let shown = format!("{:?}", settings.amqp);
+        assert!(!shown.contains("s3cret") && shown.contains("amqp://app:***@r2/%2f"), "{shown}");
+    }
 
     #[test]
     fn the_defaults_need_no_file() {

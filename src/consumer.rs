@@ -5,7 +5,6 @@
 //! - `applying`: applying them ([`crate::apply`]) and acknowledging, with retries.
 
 mod applying;
-mod backoff;
 mod deliveries;
 mod window;
 
@@ -20,12 +19,12 @@ use tracing::{error, info, warn};
 
 use crate::apply::apply;
 use crate::broker::{self, BrokerError};
-use crate::config::Settings;
+use crate::config::{Settings, redact};
 use crate::health::Health;
 use crate::telemetry::one_line;
 
+use crate::backoff::Backoff;
 use applying::Applier;
-use backoff::Backoff;
 pub use deliveries::Batch;
 use deliveries::{Source, read_batches};
 use window::Window;
@@ -33,8 +32,10 @@ use window::Window;
 /// Runs until `shutdown` turns true: consumes, reconnecting whenever the broker is lost.
 pub async fn run(settings: Settings, pool: PgPool, health: Arc<Health>, mut shutdown: watch::Receiver<bool>) {
     let mut backoff = Backoff::new(&settings);
+    // Where in `amqp.urls` the next connection starts: after the node of the last one.
+    let mut next = 0;
     while !*shutdown.borrow() {
-        match session(&settings, &pool, &health, &mut shutdown, &mut backoff).await {
+        match session(&settings, &pool, &health, &mut shutdown, &mut backoff, &mut next).await {
             Ok(()) => break,
             Err(e) if e.is_refused() => {
                 // Credentials or a virtual host are wrong: someone must act, and trying
@@ -53,7 +54,7 @@ pub async fn run(settings: Settings, pool: PgPool, health: Arc<Health>, mut shut
             }
             Err(e) => {
                 health.set_consuming(false);
-                let wait = backoff.next();
+                let wait = backoff.next_wait();
                 warn!(error = one_line(&e), retry_in_ms = wait.as_millis() as u64, "Lost the broker; reconnecting.");
                 tokio::select! {
                     _ = sleep(wait) => {}
@@ -66,8 +67,9 @@ pub async fn run(settings: Settings, pool: PgPool, health: Arc<Health>, mut shut
     info!("Consumer stopped.");
 }
 
-/// One connection's life: declare, consume, apply batches. Returns `Ok` on shutdown.
-/// Once it consumes, the reconnection `backoff` starts over.
+/// One connection's life: connect to the first broker of `amqp.urls` that answers from
+/// `next` (which then names the one after it), declare, consume, apply batches. Returns
+/// `Ok` on shutdown. Once it consumes, the reconnection `backoff` starts over.
 ///
 /// A reader task takes and decodes the next batch while the current one is applied;
 /// batches are applied (and acknowledged) in order.
@@ -77,12 +79,15 @@ async fn session(
     health: &Health,
     shutdown: &mut watch::Receiver<bool>,
     backoff: &mut Backoff,
+    next: &mut usize,
 ) -> Result<(), BrokerError> {
     let name = format!("ecpat-indicators worker pid {}", std::process::id());
-    let connection = tokio::select! {
-        connection = broker::connect(&settings.amqp, &name) => connection?,
+    let (connection, node) = tokio::select! {
+        connected = broker::connect_from(&settings.amqp, &name, *next) => connected?,
         _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
     };
+    *next = node + 1;
+    let node = redact(&settings.amqp.urls()[node]);
     let channel = connection.create_channel().await?;
     broker::declare_topology(&connection, &settings.amqp).await?;
     let consumer = &settings.consumer;
@@ -90,7 +95,7 @@ async fn session(
     let source = Source::start(channel.clone(), &settings.amqp.queue, window).await?;
     health.set_consuming(true);
     backoff.reset();
-    info!(queue = %settings.amqp.queue, prefetch = source.window.current, "Consuming.");
+    info!(queue = %settings.amqp.queue, %node, prefetch = source.window.current, "Consuming.");
 
     let tag = source.tag.clone();
     let (sender, mut batches) = mpsc::channel::<Batch>(1);

@@ -4,7 +4,8 @@
 //!
 //! The way through, edge to core:
 //! - [`config`], [`telemetry`]: settings and logs;
-//! - [`broker`]: RabbitMQ connection, topology and confirmed publishing;
+//! - [`broker`]: RabbitMQ connection (to the first node of `amqp.urls` that answers), topology and confirmed publishing;
+//! - [`backoff`]: the waits between retries;
 //! - [`collector`]: polls the social platforms and publishes metric snapshots;
 //! - [`consumer`]: batches of deliveries, applied then acknowledged;
 //! - [`envelope`]: bytes to validated CloudEvents, or rejections;
@@ -30,6 +31,7 @@
 pub mod api;
 pub mod app;
 pub mod apply;
+pub mod backoff;
 pub mod broker;
 pub mod cli;
 pub mod collector;

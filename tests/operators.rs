@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{TestEnv, Worker, amqp_url, database_base};
+use ecpat_indicators::broker;
 use futures::future::join_all;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::TcpListener;
@@ -125,8 +126,7 @@ fn free_addr() -> String {
 
 /// The variables that point a worker at a test's database and broker names.
 fn worker_vars(env: &TestEnv, http: &str) -> Vec<(&'static str, String)> {
-    let mut vars: Vec<(&'static str, String)> =
-        common::binary_env(&env.settings).into_iter().map(|(key, value)| (key, value.to_owned())).collect();
+    let mut vars = common::binary_env(&env.settings);
     vars.extend([("HTTP_ADDR", http.to_owned()), ("RUST_LOG", "warn".to_owned())]);
     vars
 }
@@ -523,6 +523,39 @@ async fn a_url_listing_several_hosts_uses_the_one_that_accepts_writes() {
 }
 
 #[tokio::test]
+async fn brokers_are_tried_in_turn_and_a_dead_one_first_in_the_list_is_passed_over() {
+    let mut env = TestEnv::new("urls").await;
+    let dead = || {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        format!("amqp://127.0.0.1:{port}/%2f")
+    };
+    env.settings.amqp.urls = vec![dead(), amqp_url()];
+    let (connection, node) = broker::connect_from(&env.settings.amqp, "test urls", 0).await.unwrap();
+    assert_eq!(node, 1, "the second broker, the first being dead");
+    connection.close(200, "ok".into()).await.unwrap();
+    let (connection, node) = broker::connect_from(&env.settings.amqp, "test urls", 1).await.unwrap();
+    assert_eq!(node, 1, "from the one after the last");
+    connection.close(200, "ok".into()).await.unwrap();
+
+    let w = env.spawn_worker();
+    env.worker(w).wait_ready(WAIT).await;
+    let dir = scratch("urls");
+    let file = dir.join("events.jsonl");
+    std::fs::write(&file, format!("{}\n", common::plain_publication("urls-1"))).unwrap();
+    let output = env.cli(&["publish", file.to_str().unwrap()]).await;
+    assert!(output.status.success(), "publish: {}", String::from_utf8_lossy(&output.stderr));
+    env.wait_for_counts(1, 0, WAIT).await;
+
+    let mut nowhere = env.settings.amqp.clone();
+    nowhere.urls = vec![dead(), dead()];
+    let error = broker::connect_from(&nowhere, "test urls", 0).await.unwrap_err().to_string();
+    assert!(error.starts_with("no RabbitMQ node of amqp.urls answered: cannot connect to RabbitMQ at "), "{error}");
+    assert!(nowhere.urls.iter().all(|url| error.contains(url.as_str())), "each node's failure: {error}");
+    std::fs::remove_dir_all(dir).unwrap();
+    env.cleanup().await;
+}
+
+#[tokio::test]
 async fn a_list_of_hosts_none_of_which_accepts_writes_is_one_error_line_naming_each() {
     let (first, second) = (dead_port(), dead_port());
     let url = format!("postgres://postgres:s3cret@127.0.0.1:{first},127.0.0.1:{second}/ecpat");
@@ -552,4 +585,21 @@ async fn a_list_of_hosts_none_of_which_accepts_writes_is_one_error_line_naming_e
              (or primary), the default with several hosts"
         ),
     );
+}
+
+#[tokio::test]
+async fn queues_that_exist_with_another_group_size_are_used_as_they_are() {
+    // Declared on a single node, then by processes set for a cluster, and the other way round.
+    for (first, then) in [(1, 3), (3, 1)] {
+        let mut env = TestEnv::new("group_size").await;
+        env.settings.amqp.quorum_initial_group_size = first;
+        env.declare().await;
+        env.settings.amqp.quorum_initial_group_size = then;
+        env.declare().await;
+        let w = env.spawn_worker();
+        env.worker(w).wait_ready(WAIT).await;
+        env.publish(&[common::plain_publication("group-1")]).await;
+        env.wait_for_counts(1, 0, WAIT).await;
+        env.cleanup().await;
+    }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use chrono::{SecondsFormat, Utc};
 
-use crate::broker::{self, Publisher};
+use crate::broker::LazyPublisher;
 use crate::config::Settings;
 use crate::import::read;
 use crate::import::rows::{Importer, Prepared, RowError, importable};
@@ -105,19 +105,18 @@ async fn publish(settings: &Settings, importer: &Importer, events: &[Prepared]) 
     if events.is_empty() {
         return Ok(0);
     }
-    let connection = broker::connect(&settings.amqp, "ecpat-indicators import").await?;
-    broker::declare_topology(&connection, &settings.amqp).await?;
-    let publisher = Publisher::new(&connection, &settings.amqp).await?;
+    let publisher = LazyPublisher::patient(settings, "ecpat-indicators import");
+    publisher.connect().await?;
     let routing_key = importer.event_type().as_str();
     let mut published = 0;
     for window in events.chunks(WINDOW) {
         let messages: Vec<(String, Vec<u8>)> =
             window.iter().map(|e| (routing_key.to_owned(), e.body.clone().into_bytes())).collect();
-        publisher.publish_all(&messages).await.map_err(|e| {
+        publisher.publish(&messages).await.map_err(|e| {
             anyhow::Error::new(e).context(format!("publishing stopped after {published} confirmed row(s)"))
         })?;
         published += window.len();
     }
-    connection.close(200, "done".into()).await?;
+    publisher.close().await;
     Ok(published)
 }

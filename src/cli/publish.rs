@@ -8,7 +8,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 
-use crate::broker::{self, Publisher, routing_key_of};
+use crate::broker::{self, LazyPublisher, routing_key_of};
 use crate::config::Settings;
 
 /// Messages published per confirm window.
@@ -35,16 +35,15 @@ pub async fn publish(settings: &Settings, file: &Path, batch: usize) -> anyhow::
         let length = opened.metadata().ok().map(|m| m.len());
         (Box::new(opened), length)
     };
-    let connection = broker::connect(&settings.amqp, "ecpat-indicators publish").await?;
-    broker::declare_topology(&connection, &settings.amqp).await?;
-    let publisher = Publisher::new(&connection, &settings.amqp).await?;
+    let publisher = LazyPublisher::patient(settings, "ecpat-indicators publish");
+    publisher.connect().await?;
     let mut outbox = Outbox { publisher, batch, window: vec![], grouped: vec![], published: 0, skipped: 0 };
     let progress = Progress::new(length);
     let sent = send(BufReader::new(input), &mut outbox, &progress).await;
     progress.bar.finish_and_clear();
     eprintln!("published {}, skipped {}", outbox.published, outbox.skipped);
     sent?;
-    connection.close(200, "done".into()).await?;
+    outbox.publisher.close().await;
     let skipped = outbox.skipped;
     let source = if file == Path::new("-") { "standard input".to_owned() } else { file.display().to_string() };
     anyhow::ensure!(skipped == 0, "{skipped} line(s) of {source} were skipped (reported above)");
@@ -113,7 +112,7 @@ fn parse_line(bytes: &[u8]) -> Line {
 
 /// Messages on their way: grouped into batches if asked, published a window at a time.
 struct Outbox {
-    publisher: Publisher,
+    publisher: LazyPublisher,
     batch: usize,
     /// Routing key, body, and the number of lines it carries.
     window: Vec<(String, Vec<u8>, usize)>,
@@ -156,7 +155,7 @@ impl Outbox {
             return Ok(());
         }
         let messages: Vec<(String, Vec<u8>)> = self.window.iter().map(|(k, b, _)| (k.clone(), b.clone())).collect();
-        self.publisher.publish_all(&messages).await?;
+        self.publisher.publish(&messages).await?;
         self.published += self.window.iter().map(|(_, _, lines)| lines).sum::<usize>();
         self.window.clear();
         Ok(())

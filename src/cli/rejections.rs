@@ -4,7 +4,7 @@ use anyhow::Context;
 use sqlx::PgPool;
 
 use crate::app::migrate;
-use crate::broker::{self, Publisher};
+use crate::broker::LazyPublisher;
 use crate::config::Settings;
 use crate::envelope::Reason;
 use crate::store::read::{self, REJECTIONS_LIMIT, RejectionRow};
@@ -52,8 +52,8 @@ pub async fn replay_rejections(settings: &Settings, reason: Option<&str>, id: Op
         eprintln!("Nothing to replay.");
         return Ok(0);
     }
-    let connection = broker::connect(&settings.amqp, "ecpat-indicators replay").await?;
-    let publisher = Publisher::new(&connection, &settings.amqp).await?;
+    let publisher = LazyPublisher::patient(settings, "ecpat-indicators replay");
+    publisher.connect().await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let mut replayed = 0;
     for chunk in ids.chunks(WINDOW) {
@@ -71,7 +71,7 @@ pub async fn replay_rejections(settings: &Settings, reason: Option<&str>, id: Op
         })?;
         replayed += messages.len();
     }
-    connection.close(200, "done".into()).await?;
+    publisher.close().await;
     eprintln!("Replayed {replayed} rejection(s).");
     Ok(replayed)
 }

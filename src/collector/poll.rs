@@ -9,17 +9,16 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::future::join_all;
-use lapin::Connection;
 use reqwest::Url;
 use sqlx::PgPool;
-use tokio::sync::{Mutex, watch};
+use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
 use super::http::{Call, Gate, Http, HttpError};
 use super::schedule::Schedule;
 use super::snapshot::snapshot;
 use super::{Fetched, Observation, Platform, Tokens};
-use crate::broker::{self, BrokerError, Publisher};
+use crate::broker::{BrokerError, LazyPublisher};
 use crate::config::{self, Settings};
 use crate::store::tracking::{self, Polled, TrackedPost};
 
@@ -89,7 +88,7 @@ pub struct Collector {
     bases: BTreeMap<Platform, Url>,
     /// Each platform's gate: a rate limit or an outage pauses that platform alone.
     gates: BTreeMap<Platform, Gate>,
-    outbox: Outbox,
+    outbox: LazyPublisher,
 }
 
 impl Collector {
@@ -116,7 +115,7 @@ impl Collector {
             tokens,
             bases,
             gates: Platform::ALL.into_iter().map(|p| (p, Gate::default())).collect(),
-            outbox: Outbox { amqp: settings.amqp.clone(), held: Mutex::new(None) },
+            outbox: LazyPublisher::patient(settings, "ecpat-indicators collect"),
         })
     }
 
@@ -325,36 +324,4 @@ struct Harvest {
     deferred: usize,
     /// Why the platform stopped, if it did.
     stopped: Option<HttpError>,
-}
-
-/// The broker side: one confirm-mode channel, opened when first needed and again after a
-/// failure.
-struct Outbox {
-    amqp: config::Amqp,
-    held: Mutex<Option<(Connection, Publisher)>>,
-}
-
-impl Outbox {
-    /// Publishes persistent messages and waits for the broker's confirms.
-    async fn publish(&self, messages: &[(String, Vec<u8>)]) -> Result<(), BrokerError> {
-        let mut held = self.held.lock().await;
-        if held.as_ref().is_none_or(|(connection, _)| !connection.status().connected()) {
-            let connection = broker::connect(&self.amqp, "ecpat-indicators collect").await?;
-            broker::declare_topology(&connection, &self.amqp).await?;
-            let publisher = Publisher::new(&connection, &self.amqp).await?;
-            *held = Some((connection, publisher));
-        }
-        let (_, publisher) = held.as_ref().expect("connected above");
-        let result = publisher.publish_all(messages).await;
-        if result.is_err() {
-            *held = None;
-        }
-        result
-    }
-
-    async fn close(&self) {
-        if let Some((connection, _)) = self.held.lock().await.take() {
-            let _ = connection.close(200, "collector stopped".into()).await;
-        }
-    }
 }

@@ -11,9 +11,9 @@ use tokio::sync::watch;
 use tokio::time::sleep;
 use tracing::{debug, error, warn};
 
-use super::backoff::Backoff;
 use super::deliveries::Batch;
 use crate::apply::{self, ApplyError, Message, Outcome};
+use crate::backoff::Backoff;
 use crate::broker::BrokerError;
 use crate::health::Health;
 use crate::metrics;
@@ -119,7 +119,7 @@ impl Applier<'_> {
                     let line = one_line(&e);
                     self.health.set_database_retrying(matches!(e, ApplyError::Unreachable(_)), &line);
                     metrics::batch_retried();
-                    let wait = self.backoff.next();
+                    let wait = self.backoff.next_wait();
                     warn!(error = line, retry_in_ms = wait.as_millis() as u64, "Batch not applied; retrying.");
                     tokio::select! {
                         _ = sleep(wait) => {}

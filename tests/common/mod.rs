@@ -248,17 +248,21 @@ pub async fn with_worker(label: &str, variables: &[(&str, &str)], test: impl Asy
     }
 }
 
-/// The environment that points the binary at a test's database, exchanges and queues.
-pub fn binary_env(settings: &Settings) -> [(&'static str, &str); 7] {
+/// The environment that points the binary at a test's database, exchanges and queues (and
+/// at its brokers: `AMQP_URLS` when the settings list several, else `AMQP_URL`).
+pub fn binary_env(settings: &Settings) -> Vec<(&'static str, String)> {
     let amqp = &settings.amqp;
-    [
-        ("DATABASE_URL", &settings.database.url),
-        ("AMQP_URL", &amqp.url),
-        ("ECPAT_AMQP__EXCHANGE", &amqp.exchange),
-        ("ECPAT_AMQP__QUEUE", &amqp.queue),
-        ("ECPAT_AMQP__DEAD_LETTER_EXCHANGE", &amqp.dead_letter_exchange),
-        ("ECPAT_AMQP__DEAD_LETTER_QUEUE", &amqp.dead_letter_queue),
-        ("ECPAT_AMQP__UNROUTED_EXCHANGE", &amqp.unrouted_exchange),
+    let brokers =
+        if amqp.urls.is_empty() { ("AMQP_URL", amqp.url.clone()) } else { ("AMQP_URLS", amqp.urls.join(",")) };
+    vec![
+        ("DATABASE_URL", settings.database.url.clone()),
+        brokers,
+        ("ECPAT_AMQP__EXCHANGE", amqp.exchange.clone()),
+        ("ECPAT_AMQP__QUEUE", amqp.queue.clone()),
+        ("ECPAT_AMQP__DEAD_LETTER_EXCHANGE", amqp.dead_letter_exchange.clone()),
+        ("ECPAT_AMQP__DEAD_LETTER_QUEUE", amqp.dead_letter_queue.clone()),
+        ("ECPAT_AMQP__UNROUTED_EXCHANGE", amqp.unrouted_exchange.clone()),
+        ("ECPAT_AMQP__QUORUM_INITIAL_GROUP_SIZE", amqp.quorum_initial_group_size.to_string()),
     ]
 }
 
@@ -268,7 +272,7 @@ pub struct Worker {
     pub http: String,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 

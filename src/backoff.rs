@@ -10,7 +10,7 @@ use crate::config::Settings;
 /// Waits that double from `consumer.retry_initial_ms` up to `consumer.retry_max_ms`, each
 /// a random amount from half of that delay to all of it ("equal jitter"), so that several
 /// workers do not retry in step.
-pub(super) struct Backoff {
+pub struct Backoff {
     /// The waits from the first one, for a reset.
     from_first: ExponentialBuilder,
     /// The waits from the longest one, for [`Backoff::longest`].
@@ -20,24 +20,24 @@ pub(super) struct Backoff {
 }
 
 impl Backoff {
-    pub(super) fn new(settings: &Settings) -> Self {
+    pub fn new(settings: &Settings) -> Self {
         let max = Duration::from_millis(settings.consumer.retry_max_ms);
         let initial = Duration::from_millis(settings.consumer.retry_initial_ms).min(max);
         let from_first = equal_jitter(initial, max);
         Backoff { from_first, from_longest: equal_jitter(max, max), waits: from_first.build() }
     }
 
-    pub(super) fn next(&mut self) -> Duration {
+    pub fn next_wait(&mut self) -> Duration {
         self.waits.next().expect("the waits never run out")
     }
 
     /// The longest wait (and the waits after it stay there until a reset).
-    pub(super) fn longest(&mut self) -> Duration {
+    pub fn longest(&mut self) -> Duration {
         self.waits = self.from_longest.build();
-        self.next()
+        self.next_wait()
     }
 
-    pub(super) fn reset(&mut self) {
+    pub fn reset(&mut self) {
         self.waits = self.from_first.build();
     }
 }
@@ -72,10 +72,10 @@ mod tests {
     fn waits_double_up_to_the_max_with_jitter_and_start_again_after_a_reset() {
         let mut backoff = backoff(100, 1000);
         for full in [100, 200, 400, 800, 1000, 1000] {
-            assert_between(backoff.next(), Duration::from_millis(full));
+            assert_between(backoff.next_wait(), Duration::from_millis(full));
         }
         backoff.reset();
-        assert_between(backoff.next(), Duration::from_millis(100));
+        assert_between(backoff.next_wait(), Duration::from_millis(100));
     }
 
     #[test]
@@ -83,9 +83,9 @@ mod tests {
         let mut backoff = backoff(100, 1000);
         for _ in 0..3 {
             assert_between(backoff.longest(), Duration::from_millis(1000));
-            assert_between(backoff.next(), Duration::from_millis(1000));
+            assert_between(backoff.next_wait(), Duration::from_millis(1000));
         }
         backoff.reset();
-        assert_between(backoff.next(), Duration::from_millis(100));
+        assert_between(backoff.next_wait(), Duration::from_millis(100));
     }
 }
