@@ -4,14 +4,16 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::Value;
 
 use super::doc::{BadRequest, NotFound, Unavailable};
 use super::schema::{Amount, Counted, Evidence, EvidenceEvent, EvidenceRecord, Items};
-use super::{ApiError, AppState, CodePath, FrameworkQuery, PeriodQuery, framework, indicator_of, period};
+use super::{
+    ApiError, AppState, CodePath, FrameworkQuery, PeriodQuery, framework, heavy, indicator_of, period, revalidated,
+};
 use sqlx::PgConnection;
 
 use crate::envelope::Version;
@@ -40,11 +42,12 @@ pub async fn records(
     Query(query): Query<PeriodQuery>,
     Query(which): Query<FrameworkQuery>,
 ) -> Result<Json<Evidence>, ApiError> {
-    let chosen = framework(&state, &which).await?;
+    let chosen = framework(&state, &which)?;
     let loaded = chosen.loaded();
     let definition = indicator_of(loaded, &path)?;
     let period = period(&query, &loaded.framework)?;
-    let mut connection = state.pool.acquire().await?;
+    let _place = heavy(&state)?;
+    let mut connection = state.readers.acquire().await?;
     let records = behind(&mut connection, &loaded.framework, definition, &period).await?;
     Ok(Json(Evidence { code: definition.code.clone(), period: period.as_str().to_owned(), records }))
 }
@@ -165,25 +168,41 @@ fn csv_text(rows: &[read::ExportRow]) -> Result<Vec<u8>, csv::Error> {
                 indicator order (KE1 ... ND3 for the default framework), then by dimension and key; totals have empty dimension and key; only \
                 non-zero values (a missing row means 0); `updated_at` in RFC 3339.",
             headers(("Content-Disposition" = String,
-                description = "`attachment; filename=\"ecpat-indicators-PERIOD.csv\"`"))),
+                description = "`attachment; filename=\"ecpat-indicators-PERIOD.csv\"`"),
+                ("ETag" = String, description = "The version of the values the export is at least as new as."),
+                ("Cache-Control" = String, description = "`no-cache`"))),
+        (status = 304, description = "Not modified: the `If-None-Match` sent names the current `ETag` (no body, no query)."),
         (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         (status = 503, response = Unavailable),
     ))]
 pub async fn export(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Query(query): Query<PeriodQuery>,
     Query(which): Query<FrameworkQuery>,
-) -> Result<impl IntoResponse, ApiError> {
-    let chosen = framework(&state, &which).await?;
+) -> Result<Response, ApiError> {
+    // The version is taken before the query: what the query reads is at least as new.
+    let (chosen, etag) = {
+        let current = state.values.current().ok_or_else(|| ApiError::Unavailable("database unavailable".into()))?;
+        (framework(&state, &which)?, current.etag())
+    };
     let (loaded, id) = (chosen.loaded(), chosen.id());
     let period = period(&query, &loaded.framework)?;
+    let not_modified = revalidated(&headers, &etag, || StatusCode::OK.into_response());
+    if not_modified.status() == StatusCode::NOT_MODIFIED {
+        return Ok(not_modified);
+    }
+    let _place = heavy(&state)?;
     let codes: Vec<String> = loaded.framework.indicators.iter().map(|i| i.code.clone()).collect();
-    let rows = read::export_rows(&state.pool, id, &codes, period.as_str()).await?;
+    let rows = read::export_rows(&state.readers, id, &codes, period.as_str()).await?;
     let csv = csv_text(&rows).map_err(|e| ApiError::Unavailable(format!("the export cannot be written: {e}")))?;
     let disposition = format!("attachment; filename=\"ecpat-indicators-{}.csv\"", period.as_str());
-    Ok((
-        [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)],
-        csv,
-    ))
+    Ok(revalidated(&headers, &etag, || {
+        (
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)],
+            csv,
+        )
+            .into_response()
+    }))
 }

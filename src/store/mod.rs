@@ -91,6 +91,22 @@ pub fn connect(url: &str, max_connections: u32, timeout: Duration) -> Result<PgP
     Ok(PgPoolOptions::new().max_connections(max_connections).acquire_timeout(timeout).connect_lazy_with(options))
 }
 
+/// Opens the API's pool for reads that query (evidence, exports): at most `connections`,
+/// each statement cancelled by PostgreSQL after `statement_timeout`, so that readers can
+/// neither take the worker's connections nor hold one for long.
+pub fn connect_readers(
+    url: &str,
+    connections: u32,
+    timeout: Duration,
+    statement_timeout: Duration,
+) -> Result<PgPool, ConnectError> {
+    check_url(url)?;
+    let options = connect_options(url)
+        .map_err(|e| ConnectError::from_sqlx(url, e, timeout))?
+        .options([("statement_timeout", format!("{}ms", statement_timeout.as_millis()))]);
+    Ok(PgPoolOptions::new().max_connections(connections.max(1)).acquire_timeout(timeout).connect_lazy_with(options))
+}
+
 /// Checks that `url` is a PostgreSQL URL: sqlx reads any scheme (`mysql://`, `http://`) as
 /// one, and would then try to speak PostgreSQL to whatever answers.
 pub fn check_url(url: &str) -> Result<(), ConnectError> {
