@@ -62,6 +62,7 @@ pub async fn run(settings: Settings, shutdown: watch::Receiver<bool>) -> anyhow:
         health: health.clone(),
         values: values.clone(),
         heavy: Arc::new(tokio::sync::Semaphore::new(settings.http.heavy_requests.max(1))),
+        answers: Arc::default(),
         shutdown: shutdown.clone(),
     };
     let writes = api::write::Writes::from_env(&settings.amqp);

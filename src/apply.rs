@@ -123,7 +123,11 @@ pub async fn apply(pool: &PgPool, messages: &[Message]) -> Result<Outcome, Apply
     records::write(&mut tx, &plan, &before).await?;
     let rows = tallies::apply(&mut tx, plan.delta).await?;
     let rejected = rejections::insert(&mut tx, messages).await?;
-    tallies::notify(&mut tx, &rows).await?;
+    // Every batch that stored an event is announced, even one that moved no tally: the
+    // evidence changed (a new version, current or not).
+    if !rows.is_empty() || !new_events.is_empty() {
+        tallies::notify(&mut tx, &rows).await?;
+    }
     tx.commit().await?;
 
     Ok(Outcome {

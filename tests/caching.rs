@@ -69,6 +69,7 @@ async fn values_carry_an_etag_a_client_revalidates_with_and_a_new_event_changes_
             "/api/v1/indicators?period=2019",
             "/api/v1/indicators/KE1?period=all",
             "/api/v1/indicators/KE1/series",
+            "/api/v1/indicators/KE1/records?period=2019",
             "/api/v1/export.csv",
         ];
         let mut tags = BTreeMap::new();
@@ -119,6 +120,29 @@ async fn values_carry_an_etag_a_client_revalidates_with_and_a_new_event_changes_
         let csv = get(&http, "/api/v1/export.csv", Some(&tag)).await;
         assert_eq!(csv.status(), StatusCode::OK, "the export too");
         assert!(csv.text().await.unwrap().contains("\r\nKE1,all,,,2,"));
+        let evidence: Value =
+            get(&http, "/api/v1/indicators/KE1/records?period=2019", Some(&tag)).await.json().await.unwrap();
+        assert_eq!(evidence["records"].as_array().unwrap().len(), 2, "and the evidence: {evidence}");
+
+        // A batch that changes no value still moves the version: the evidence shows a late,
+        // older version of p2 that is not current.
+        let tag = header(&get(&http, "/api/v1/indicators/KE1/records?period=2019", None).await, ETAG);
+        let mut late = plain_publication("p2-older");
+        late["data"]["publication_id"] = json!("p2");
+        late["time"] = json!("2019-01-01T00:00:00Z");
+        env.publish(&[late]).await;
+        env.wait_for_counts(3, 0, WAIT).await;
+        eventually("the evidence shows the late version", async || {
+            let response = get(&http, "/api/v1/indicators/KE1/records?period=2019", Some(&tag)).await;
+            response.status() == StatusCode::OK && {
+                let body: Value = response.json().await.unwrap();
+                body["records"].as_array().unwrap().iter().any(|r| r["events"].as_array().unwrap().len() == 2)
+            }
+        })
+        .await;
+        let new_tag = header(&get(&http, "/api/v1/indicators/KE1", None).await, ETAG);
+        let body: Value = get(&http, "/api/v1/indicators/KE1", None).await.json().await.unwrap();
+        assert_eq!(body["value"], 2, "the late version changes no value");
 
         // Another process (a restart) never takes this one's tags for its own.
         let second = env.spawn_worker();
@@ -210,6 +234,9 @@ async fn api_values(http: &str, framework: &str, period: &str) -> BTreeMap<Strin
         .collect()
 }
 
+/// dimension → key → value.
+type Breakdowns = BTreeMap<String, BTreeMap<String, i64>>;
+
 /// The same from `framework_values`.
 async fn database_values(env: &TestEnv, framework: &str, period: &str) -> BTreeMap<String, (i64, Value)> {
     let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
@@ -225,7 +252,7 @@ async fn database_values(env: &TestEnv, framework: &str, period: &str) -> BTreeM
         .fetch_all(&env.pool)
         .await
         .unwrap();
-    let mut values: BTreeMap<String, (i64, BTreeMap<String, BTreeMap<String, i64>>)> =
+    let mut values: BTreeMap<String, (i64, Breakdowns)> =
         codes.into_iter().map(|c| (c, (0, BTreeMap::new()))).collect();
     for (indicator, dimension, key, value) in rows {
         let entry = values.entry(indicator).or_default();

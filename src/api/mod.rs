@@ -1,6 +1,7 @@
 //! The HTTP API of docs/api.md: indicator values, rejections, health and readiness, the
 //! live stream, metrics and the dashboard page.
 
+mod answers;
 mod auth;
 mod binary;
 mod dashboard;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub values: Arc<Values>,
     /// Heavy requests served at once (`http.heavy_requests`).
     pub heavy: Arc<Semaphore>,
+    /// Heavy answers, made once per version of the values.
+    pub answers: Arc<answers::Answers>,
     /// Turns true at shutdown, so that open streams end.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -140,6 +143,12 @@ fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
     let Ok(tag) = etag.parse::<headers::ETag>() else { return false };
     headers::IfNoneMatch::decode(&mut headers.get_all(IF_NONE_MATCH).iter())
         .is_ok_and(|condition| !condition.precondition_passes(&tag))
+}
+
+/// `304 Not Modified` (with the `ETag` and `Cache-Control`) when the request's
+/// `If-None-Match` names `etag`: nothing else to read.
+pub fn unchanged(headers: &HeaderMap, etag: &str) -> Option<Response> {
+    not_modified(headers, etag).then(|| revalidated(headers, etag, || StatusCode::NOT_MODIFIED.into_response()))
 }
 
 /// An answer that a client may keep and revalidate: 304 without a body when its

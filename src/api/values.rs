@@ -22,6 +22,10 @@
 //!   stale, and `/readyz` says so.
 //! - **Versions.** Every change (an announcement applied, a reload) moves the version,
 //!   from which the answers' `ETag` is made: it is unique to this process and version.
+//!   Every batch that stores an event announces itself, even with no tally row changed,
+//!   so the version also moves with the evidence (`answers`).
+//! - **By hand.** Tallies or records changed in the database without a batch are not
+//!   announced: they show after the next reload (`recompute`, a restart).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard};

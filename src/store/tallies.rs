@@ -205,11 +205,15 @@ pub async fn apply(tx: &mut PgConnection, delta: Delta) -> Result<Vec<RowChange>
     Ok(changed)
 }
 
-/// Announces the changed rows on [`TALLY_CHANNEL`], delivered at commit, in parts of
+/// Announces the changed rows (maybe none) on [`TALLY_CHANNEL`], delivered at commit, in parts of
 /// less than [`NOTIFY_CHUNK`] bytes, each prefixed with the transaction's id (in one
 /// statement: one round trip whatever the number of parts).
 pub async fn notify(tx: &mut PgConnection, rows: &[RowChange]) -> Result<(), sqlx::Error> {
+    // No row: one empty part, which still moves every listener's version.
     let mut chunks: Vec<Vec<RowChange>> = vec![];
+    if rows.is_empty() {
+        chunks.push(vec![]);
+    }
     let mut size = 0;
     for row in rows {
         if chunks.is_empty() || size > NOTIFY_CHUNK {
