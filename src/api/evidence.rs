@@ -1,6 +1,7 @@
 //! The evidence behind a value (`/records`) and the CSV export for donor reports.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -12,7 +13,7 @@ use serde_json::Value;
 use super::doc::{BadRequest, NotFound, Unavailable};
 use super::schema::{Amount, Counted, Evidence, EvidenceEvent, EvidenceRecord, Items};
 use super::{
-    ApiError, AppState, CodePath, FrameworkQuery, PeriodQuery, framework, heavy, indicator_of, period, revalidated,
+    ApiError, AppState, CodePath, FrameworkQuery, PeriodQuery, choose, heavy, indicator_of, period, revalidated,
     unchanged,
 };
 use sqlx::PgConnection;
@@ -71,8 +72,12 @@ pub async fn records(
 /// The framework asked for and the version of the values, taken before any query: what a
 /// query then reads is at least as new as that version.
 fn version_and_framework(state: &AppState, which: &FrameworkQuery) -> Result<(super::Chosen, String), ApiError> {
+    // One read of the values for both (a second read while holding the first could wait
+    // behind a writer for ever).
     let current = state.values.current().ok_or_else(|| ApiError::Unavailable("database unavailable".into()))?;
-    Ok((framework(state, which)?, current.etag()))
+    let (frameworks, etag) = (Arc::clone(&current.snapshot().frameworks), current.etag());
+    drop(current);
+    Ok((choose(frameworks, which)?, etag))
 }
 
 /// The current records behind an indicator's total for `period`, what each contributes,

@@ -17,7 +17,7 @@
 //!   sees are skipped; the later ones are applied.
 //! - **Staleness.** A read sees a commit once its notification has been received and
 //!   applied: PostgreSQL sends it at commit, so the values lag the database by that
-//!   delivery (on one machine, about a millisecond). While the listening connection is
+//!   delivery and this task's turn to run. While the listening connection is
 //!   down, or before the first load, the values are not served (503) rather than served
 //!   stale, and `/readyz` says so.
 //! - **Versions.** Every change (an announcement applied, a reload) moves the version,
