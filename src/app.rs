@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::api::{self, AppState, stream};
+use crate::api::{self, AppState, stream, values};
 use crate::config::{Settings, redact};
 use crate::consumer;
 use crate::health::Health;
@@ -51,9 +51,23 @@ pub async fn run(settings: Settings, shutdown: watch::Receiver<bool>) -> anyhow:
     let database = &settings.database;
     let pool = store::connect(&database.url, database.max_connections, database.connect_timeout())?;
     crate::metrics::handle();
-    let (tallies, _) = tokio::sync::broadcast::channel(stream::BUFFER);
-    tokio::spawn(stream::relay(pool.clone(), tallies.clone(), shutdown.clone()));
-    let state = AppState { pool: pool.clone(), health: health.clone(), tallies, shutdown: shutdown.clone() };
+    let readers = store::connect_readers(
+        &database.url,
+        database.reader_connections,
+        database.connect_timeout(),
+        Duration::from_millis(database.reader_statement_timeout_ms),
+    )?;
+    let (streams, _) = tokio::sync::broadcast::channel(stream::BUFFER);
+    let values = values::Values::new(streams);
+    let state = AppState {
+        pool: pool.clone(),
+        readers: readers.clone(),
+        health: health.clone(),
+        values: values.clone(),
+        heavy: Arc::new(tokio::sync::Semaphore::new(settings.http.heavy_requests.max(1))),
+        answers: Arc::default(),
+        shutdown: shutdown.clone(),
+    };
     let writes = api::write::Writes::from_env(&settings.amqp);
     let mut http_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
@@ -75,10 +89,13 @@ pub async fn run(settings: Settings, shutdown: watch::Receiver<bool>) -> anyhow:
             return Ok(());
         }
     }
+    // The values are read once the tables are there.
+    tokio::spawn(values::keep_current(pool.clone(), values, shutdown.clone()));
     health.set_migrated();
     health.set_database_ok();
     consumer::run(settings, pool.clone(), health, shutdown).await;
     server.await.context("the HTTP server panicked")?.context("the HTTP server failed")?;
+    readers.close().await;
     pool.close().await;
     info!("Stopped.");
     Ok(())

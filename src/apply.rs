@@ -6,7 +6,7 @@
 //!    versions of every record they name;
 //! 3. decide, with [`ledger::plan`], which versions become current and how the tallies move;
 //! 4. write the new current versions, move the tallies, keep the rejections, and announce
-//!    the changed totals;
+//!    the changed tally rows (to the API's values in memory and the live streams);
 //! 5. commit. The consumer acknowledges the messages only after that.
 
 use std::collections::BTreeMap;
@@ -121,9 +121,13 @@ pub async fn apply(pool: &PgPool, messages: &[Message]) -> Result<Outcome, Apply
     let plan = ledger::plan(&before, &new_events, &frameworks);
 
     records::write(&mut tx, &plan, &before).await?;
-    let totals = tallies::apply(&mut tx, plan.delta).await?;
+    let rows = tallies::apply(&mut tx, plan.delta).await?;
     let rejected = rejections::insert(&mut tx, messages).await?;
-    tallies::notify(&mut tx, &totals).await?;
+    // Every batch that stored an event is announced, even one that moved no tally: the
+    // evidence changed (a new version, current or not).
+    if !rows.is_empty() || !new_events.is_empty() {
+        tallies::notify(&mut tx, &rows).await?;
+    }
     tx.commit().await?;
 
     Ok(Outcome {
@@ -131,7 +135,7 @@ pub async fn apply(pool: &PgPool, messages: &[Message]) -> Result<Outcome, Apply
         duplicates: repeated + unique.len() - new_events.len(),
         stale: plan.stale,
         rejected,
-        totals,
+        totals: rows.iter().filter_map(tallies::RowChange::total).collect(),
     })
 }
 

@@ -33,6 +33,11 @@ pub struct Database {
     /// How long opening a connection may take (a server that accepts TCP and never answers
     /// must not hang a command).
     pub connect_timeout_secs: u64,
+    /// The API's own pool for the reads that still query (evidence, exports, the report,
+    /// rejections), apart from the worker's: its size.
+    pub reader_connections: u32,
+    /// The longest a statement of that pool may run, in milliseconds.
+    pub reader_statement_timeout_ms: u64,
 }
 
 impl Database {
@@ -72,6 +77,8 @@ impl fmt::Debug for Database {
             .field("url", &redact(&self.url))
             .field("max_connections", &self.max_connections)
             .field("connect_timeout_secs", &self.connect_timeout_secs)
+            .field("reader_connections", &self.reader_connections)
+            .field("reader_statement_timeout_ms", &self.reader_statement_timeout_ms)
             .finish()
     }
 }
@@ -168,6 +175,9 @@ pub struct Consumer {
 #[derive(Clone, Debug, Deserialize)]
 pub struct Http {
     pub addr: String,
+    /// Heavy requests (evidence, exports, the report) served at once; more are answered
+    /// 503 with `Retry-After`.
+    pub heavy_requests: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -11,8 +11,10 @@ usage: scripts/bench [options]
   --baseline-events B   events of the baseline and of the naive peer (20000)
   --rate E              events per second published in the latency run (5000)
   --latency-seconds S   length of the latency run (20)
-  --only LIST           scenarios, comma-separated (all by default):
-                        one, two, peers, baseline, latency
+  --only LIST           scenarios, comma-separated (all but readers by default):
+                        one, two, peers, baseline, latency, readers
+  --readers C           readers: dashboard clients reading the API during a drain (8)
+  --reader-rate Q       readers: requests per second of each client (25)
   --frameworks F        frameworks loaded before the drains: 1 (the default one) or 2
                         (and a copy of it under another id: twice the counting) (1)
   --worker-migrates     the workers create their tables themselves (the benchmark only
@@ -23,8 +25,8 @@ usage: scripts/bench [options]
 
 The naive peer runs only with one event per message. See docs/performance.md.";
 
-/// The scenarios, in the order they run.
-const SCENARIOS: [&str; 5] = ["one", "two", "peers", "baseline", "latency"];
+/// The scenarios, in the order they run; all but `readers` run by default.
+const SCENARIOS: [&str; 6] = ["one", "two", "peers", "baseline", "readers", "latency"];
 
 pub struct Args {
     pub events: usize,
@@ -43,6 +45,9 @@ pub struct Args {
     pub frameworks: usize,
     /// The workers migrate their database themselves.
     pub worker_migrates: bool,
+    /// Dashboard clients of the `readers` scenario, and the requests per second of each.
+    pub readers: usize,
+    pub reader_rate: usize,
 }
 
 impl Args {
@@ -60,9 +65,11 @@ pub fn parse() -> Args {
         rate: 5_000,
         latency_seconds: 20,
         repeat: 3,
-        only: SCENARIOS.map(String::from).to_vec(),
+        only: SCENARIOS.iter().filter(|s| **s != "readers").map(|s| s.to_string()).collect(),
         frameworks: 1,
         worker_migrates: false,
+        readers: 8,
+        reader_rate: 25,
     };
     let mut raw = std::env::args().skip(1);
     while let Some(option) = raw.next() {
@@ -79,6 +86,8 @@ pub fn parse() -> Args {
             "--only" => args.only = value().split(',').map(String::from).collect(),
             "--frameworks" => args.frameworks = number(value()),
             "--worker-migrates" => args.worker_migrates = true,
+            "--readers" => args.readers = number(value()).max(1),
+            "--reader-rate" => args.reader_rate = number(value()).max(1),
             "--help" | "-h" => {
                 println!("{USAGE}");
                 std::process::exit(0);

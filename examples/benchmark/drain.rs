@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::cpu::{CpuMark, CpuUse};
 use crate::machine;
+use crate::readers;
 use crate::scenario::{Scenario, free_port, stop};
 
 pub fn unique(events: &[Value]) -> i64 {
@@ -45,6 +46,8 @@ pub struct Drain {
     pub peak_rss_mib: f64,
     /// CPU time during the drain; the drainer's own is the workers'.
     pub cpu: CpuUse,
+    /// What dashboard readers got during the drain, if there were any.
+    pub readers: Option<readers::Stats>,
 }
 
 impl Drain {
@@ -53,8 +56,17 @@ impl Drain {
     }
 }
 
-/// Queues `events`, then starts `workers` workers and times the drain.
-pub async fn drain(label: &str, events: &[Value], per_message: usize, workers: usize, extra: &[(&str, &str)]) -> Drain {
+/// Queues `events`, then starts `workers` workers and times the drain; with `readers`,
+/// dashboard readers ask the first worker's API meanwhile, from its start to the end of
+/// the drain.
+pub async fn drain(
+    label: &str,
+    events: &[Value],
+    per_message: usize,
+    workers: usize,
+    extra: &[(&str, &str)],
+    readers: Option<readers::Load>,
+) -> Drain {
     let scenario = Scenario::new(label).await;
     let bodies = bodies(events, per_message);
     let took = scenario.publish(&bodies).await;
@@ -74,6 +86,7 @@ pub async fn drain(label: &str, events: &[Value], per_message: usize, workers: u
         })
         .collect();
     scenario.after_start().await;
+    let running = readers.map(|load| readers::start(format!("127.0.0.1:{}", ports[0]), load));
     let mut peak = vec![0u64; workers];
     // Each worker's committed events, and when that count last moved.
     let mut per_worker = vec![(0u64, Duration::ZERO); workers];
@@ -112,8 +125,12 @@ pub async fn drain(label: &str, events: &[Value], per_message: usize, workers: u
         }
         tokio::time::sleep(POLL).await;
     }
-    let _ = connection.close(200, "ok".into()).await;
     let seconds = start.elapsed().as_secs_f64();
+    let readers = match running {
+        Some(running) => Some(running.stop().await),
+        None => None,
+    };
+    let _ = connection.close(200, "ok".into()).await;
     if workers > 1 {
         let each: Vec<String> =
             per_worker.iter().map(|(n, t)| format!("{n} events, last at {:.2} s", t.as_secs_f64())).collect();
@@ -127,5 +144,5 @@ pub async fn drain(label: &str, events: &[Value], per_message: usize, workers: u
     }
     scenario.drop().await;
     let peak_rss_mib = *peak.iter().max().unwrap() as f64 / 1024.0;
-    Drain { events: expected, seconds, peak_rss_mib, cpu }
+    Drain { events: expected, seconds, peak_rss_mib, cpu, readers }
 }

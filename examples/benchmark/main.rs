@@ -9,7 +9,10 @@
 //!    instead (`bench/peers/`), in the same run, so that their figures compare.
 //! 3. Latency (`latency`): one idle worker; events are published at a fixed rate and a
 //!    poller notes when each becomes visible in the database: publish-to-committed p50/p99.
-//! 4. Memory and CPU: each worker's peak resident set (VmHWM), and CPU time per event of
+//! 4. Readers (`readers`, only when asked): one worker drains the backlog alone, then
+//!    again while dashboard clients read its API (`readers`), in turn, `repeat` times: the
+//!    drain with readers against without, and the readers' answers and latency.
+//! 5. Memory and CPU: each worker's peak resident set (VmHWM), and CPU time per event of
 //!    the machine and by process (`cpu`: the workers or the peer, PostgreSQL, RabbitMQ).
 
 mod args;
@@ -17,6 +20,7 @@ mod cpu;
 mod drain;
 mod latency;
 mod peer;
+mod readers;
 mod scenario;
 
 #[path = "../support/distinct.rs"]
@@ -64,10 +68,10 @@ async fn main() {
     let (mut ones, mut twos, mut peers) = (vec![], vec![], vec![]);
     for _ in 0..args.repeat {
         if args.runs("one") {
-            ones.push(drain("one", &events, args.per_message, 1, &[]).await);
+            ones.push(drain("one", &events, args.per_message, 1, &[], None).await);
         }
         if args.runs("two") {
-            twos.push(drain("two", &events, args.per_message, 2, &[]).await);
+            twos.push(drain("two", &events, args.per_message, 2, &[], None).await);
         }
         if args.runs("peers") {
             peers.push(peer::drain(Peer::Batched, "batched_peer", &events, args.per_message).await);
@@ -82,10 +86,32 @@ async fn main() {
     };
     let baseline = if args.runs("baseline") {
         let baseline_settings = [("ECPAT_CONSUMER__BATCH_SIZE", "1"), ("ECPAT_AMQP__PREFETCH", "1")];
-        Some(drain("baseline", baseline_set, 1, 1, &baseline_settings).await)
+        Some(drain("baseline", baseline_set, 1, 1, &baseline_settings, None).await)
     } else {
         None
     };
+    // The drain alone and with readers, in turn.
+    let (mut alone, mut read) = (vec![], vec![]);
+    if args.runs("readers") {
+        let load = readers::Load { clients: args.readers, rate: args.reader_rate };
+        println!(
+            "readers: {} clients at {} requests/s each, in turn: {}; each sends back the ETag it was given",
+            load.clients,
+            load.rate,
+            readers::PATHS.join(", ")
+        );
+        for _ in 0..args.repeat {
+            alone.push(drain("alone", &events, args.per_message, 1, &[], None).await);
+            read.push(drain("readers", &events, args.per_message, 1, &[], Some(load)).await);
+            let last = read.last().expect("a drain with readers");
+            eprintln!(
+                "  drain alone {:.0} events/s, with readers {:.0} events/s; readers: {}",
+                alone.last().expect("a drain alone").rate(),
+                last.rate(),
+                last.readers.as_ref().expect("readers ran").describe()
+            );
+        }
+    }
     let lat = if args.runs("latency") {
         let latency_events = backlog(&args, 4242, args.rate * args.latency_seconds as usize);
         Some(latency(&latency_events, args.rate, args.latency_seconds).await)
@@ -159,6 +185,22 @@ async fn main() {
     }
     if let (Some(o), Some(t)) = (&one, &two) {
         println!("| 2 workers / 1 worker | {:.2}x |", t.rate() / o.rate());
+    }
+    let (alone_runs, read_runs) = (runs_of(&alone), runs_of(&read));
+    if let (Some(a), Some(r)) = (median_by(alone, Drain::rate), median_by(read, Drain::rate)) {
+        println!(
+            "| backlog drain, 1 worker, no readers | {:.0} events/s, the median of {} runs ({alone_runs}) |",
+            a.rate(),
+            args.repeat
+        );
+        println!(
+            "| backlog drain, 1 worker, with readers | {:.0} events/s (**{:.2}x** without), the median of {} runs ({read_runs}); that run: {} |",
+            r.rate(),
+            r.rate() / a.rate(),
+            args.repeat,
+            r.cpu.describe("worker")
+        );
+        println!("| readers during that drain | {} |", r.readers.as_ref().expect("readers ran").describe());
     }
     if let Some(l) = &lat {
         println!(

@@ -1,17 +1,21 @@
 //! The evidence behind a value (`/records`) and the CSV export for donor reports.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::Value;
 
 use super::doc::{BadRequest, NotFound, Unavailable};
 use super::schema::{Amount, Counted, Evidence, EvidenceEvent, EvidenceRecord, Items};
-use super::{ApiError, AppState, CodePath, FrameworkQuery, PeriodQuery, framework, indicator_of, period};
+use super::{
+    ApiError, AppState, CodePath, FrameworkQuery, PeriodQuery, choose, heavy, indicator_of, period, revalidated,
+    unchanged,
+};
 use sqlx::PgConnection;
 
 use crate::envelope::Version;
@@ -29,24 +33,51 @@ use crate::store::read;
 #[utoipa::path(get, path = "/api/v1/indicators/{code}/records", operation_id = "getEvidence", tag = "indicators",
     params(CodePath, PeriodQuery, FrameworkQuery),
     responses(
-        (status = 200, description = "The evidence.", body = Evidence),
+        (status = 200, description = "The evidence.", body = Evidence,
+            headers(("ETag" = String, description = "The version of the values the evidence is at least as new as."),
+                ("Cache-Control" = String, description = "`no-cache`"))),
+        (status = 304, description = "Not modified: the `If-None-Match` sent names the current `ETag` (no body, no query)."),
         (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         (status = 503, response = Unavailable),
     ))]
 pub async fn records(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(path): Path<CodePath>,
     Query(query): Query<PeriodQuery>,
     Query(which): Query<FrameworkQuery>,
-) -> Result<Json<Evidence>, ApiError> {
-    let chosen = framework(&state, &which).await?;
+) -> Result<Response, ApiError> {
+    let (chosen, etag) = version_and_framework(&state, &which)?;
     let loaded = chosen.loaded();
     let definition = indicator_of(loaded, &path)?;
     let period = period(&query, &loaded.framework)?;
-    let mut connection = state.pool.acquire().await?;
-    let records = behind(&mut connection, &loaded.framework, definition, &period).await?;
-    Ok(Json(Evidence { code: definition.code.clone(), period: period.as_str().to_owned(), records }))
+    if let Some(not_modified) = unchanged(&headers, &etag) {
+        return Ok(not_modified);
+    }
+    let key = format!("records {} {} {}", chosen.id(), definition.code, period.as_str());
+    let body = state
+        .answers
+        .get_or_make(key, &etag, || async {
+            let _place = heavy(&state)?;
+            let mut connection = state.readers.acquire().await?;
+            let records = behind(&mut connection, &loaded.framework, definition, &period).await?;
+            let evidence = Evidence { code: definition.code.clone(), period: period.as_str().to_owned(), records };
+            Ok(Bytes::from(serde_json::to_vec(&evidence).expect("the evidence serializes")))
+        })
+        .await?;
+    Ok(revalidated(&headers, &etag, || ([(header::CONTENT_TYPE, "application/json")], body).into_response()))
+}
+
+/// The framework asked for and the version of the values, taken before any query: what a
+/// query then reads is at least as new as that version.
+fn version_and_framework(state: &AppState, which: &FrameworkQuery) -> Result<(super::Chosen, String), ApiError> {
+    // One read of the values for both (a second read while holding the first could wait
+    // behind a writer for ever).
+    let current = state.values.current().ok_or_else(|| ApiError::Unavailable("database unavailable".into()))?;
+    let (frameworks, etag) = (Arc::clone(&current.snapshot().frameworks), current.etag());
+    drop(current);
+    Ok((choose(frameworks, which)?, etag))
 }
 
 /// The current records behind an indicator's total for `period`, what each contributes,
@@ -165,25 +196,44 @@ fn csv_text(rows: &[read::ExportRow]) -> Result<Vec<u8>, csv::Error> {
                 indicator order (KE1 ... ND3 for the default framework), then by dimension and key; totals have empty dimension and key; only \
                 non-zero values (a missing row means 0); `updated_at` in RFC 3339.",
             headers(("Content-Disposition" = String,
-                description = "`attachment; filename=\"ecpat-indicators-PERIOD.csv\"`"))),
+                description = "`attachment; filename=\"ecpat-indicators-PERIOD.csv\"`"),
+                ("ETag" = String, description = "The version of the values the export is at least as new as."),
+                ("Cache-Control" = String, description = "`no-cache`"))),
+        (status = 304, description = "Not modified: the `If-None-Match` sent names the current `ETag` (no body, no query)."),
         (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         (status = 503, response = Unavailable),
     ))]
 pub async fn export(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Query(query): Query<PeriodQuery>,
     Query(which): Query<FrameworkQuery>,
-) -> Result<impl IntoResponse, ApiError> {
-    let chosen = framework(&state, &which).await?;
+) -> Result<Response, ApiError> {
+    let (chosen, etag) = version_and_framework(&state, &which)?;
     let (loaded, id) = (chosen.loaded(), chosen.id());
     let period = period(&query, &loaded.framework)?;
-    let codes: Vec<String> = loaded.framework.indicators.iter().map(|i| i.code.clone()).collect();
-    let rows = read::export_rows(&state.pool, id, &codes, period.as_str()).await?;
-    let csv = csv_text(&rows).map_err(|e| ApiError::Unavailable(format!("the export cannot be written: {e}")))?;
+    if let Some(not_modified) = unchanged(&headers, &etag) {
+        return Ok(not_modified);
+    }
+    let key = format!("export.csv {id} {}", period.as_str());
+    let csv = state
+        .answers
+        .get_or_make(key, &etag, || async {
+            let _place = heavy(&state)?;
+            let codes: Vec<String> = loaded.framework.indicators.iter().map(|i| i.code.clone()).collect();
+            let rows = read::export_rows(&state.readers, id, &codes, period.as_str()).await?;
+            let csv =
+                csv_text(&rows).map_err(|e| ApiError::Unavailable(format!("the export cannot be written: {e}")))?;
+            Ok(Bytes::from(csv))
+        })
+        .await?;
     let disposition = format!("attachment; filename=\"ecpat-indicators-{}.csv\"", period.as_str());
-    Ok((
-        [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)],
-        csv,
-    ))
+    Ok(revalidated(&headers, &etag, || {
+        (
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)],
+            csv,
+        )
+            .into_response()
+    }))
 }

@@ -1,6 +1,7 @@
 //! The HTTP API of docs/api.md: indicator values, rejections, health and readiness, the
 //! live stream, metrics and the dashboard page.
 
+mod answers;
 mod auth;
 mod binary;
 mod dashboard;
@@ -9,18 +10,22 @@ pub mod evidence;
 pub mod report;
 pub mod schema;
 pub mod stream;
+pub mod values;
 pub mod write;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH, RETRY_AFTER};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
+use headers::Header;
+use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use utoipa::IntoParams;
 
 use crate::framework::{self, Frameworks, Loaded};
@@ -34,14 +39,22 @@ use schema::{
     Breakdowns, ErrorBody, FrameworkEntry, FrameworkList, Indicator, IndicatorForPeriod, IndicatorList, ObjectiveEntry,
     Rejections, Series, SeriesPoint,
 };
+use values::{Snapshot, Values};
 
 /// What every handler needs.
 #[derive(Clone)]
 pub struct AppState {
+    /// The worker's pool (readiness only).
     pub pool: PgPool,
+    /// The API's own small pool, for the reads that query (`database.reader_connections`).
+    pub readers: PgPool,
     pub health: Arc<Health>,
-    /// Changed totals from every worker process, for the live streams.
-    pub tallies: tokio::sync::broadcast::Sender<crate::store::tallies::TotalChange>,
+    /// Every value and the frameworks, in memory, and the live streams' changes.
+    pub values: Arc<Values>,
+    /// Heavy requests served at once (`http.heavy_requests`).
+    pub heavy: Arc<Semaphore>,
+    /// Heavy answers, made once per version of the values.
+    pub answers: Arc<answers::Answers>,
     /// Turns true at shutdown, so that open streams end.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -80,25 +93,88 @@ pub enum ApiError {
     BadRequest(String),
     NotFound(String),
     Unavailable(String),
+    /// As many heavy requests as `http.heavy_requests` are being served: 503 with
+    /// `Retry-After`.
+    Busy,
 }
+
+/// The seconds a client is asked to wait after a 503 for too many heavy requests.
+pub const BUSY_RETRY_AFTER_SECS: u64 = 1;
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ApiError::BadRequest(m) | ApiError::NotFound(m) | ApiError::Unavailable(m) => f.write_str(m),
+            ApiError::Busy => f.write_str("too many evidence and export requests at once; retry later"),
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, error) = match self {
-            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
-            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
-            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
+        let error = self.to_string();
+        let status = match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Busy => {
+                let retry = HeaderValue::from(BUSY_RETRY_AFTER_SECS);
+                return (StatusCode::SERVICE_UNAVAILABLE, [(RETRY_AFTER, retry)], Json(ErrorBody { error }))
+                    .into_response();
+            }
         };
         (status, Json(ErrorBody { error })).into_response()
     }
+}
+
+/// The values in memory are not loaded (the database is not reachable, or not yet).
+fn values_unavailable() -> ApiError {
+    ApiError::Unavailable("database unavailable".into())
+}
+
+/// One of the `http.heavy_requests` places for a heavy request (evidence, an export, the
+/// report), held until it is answered; none free: [`ApiError::Busy`].
+pub fn heavy(state: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
+    Arc::clone(&state.heavy).try_acquire_owned().map_err(|_| ApiError::Busy)
+}
+
+/// Whether the request's `If-None-Match` names `etag` (weak comparison, or `*`).
+fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    let Ok(tag) = etag.parse::<headers::ETag>() else { return false };
+    headers::IfNoneMatch::decode(&mut headers.get_all(IF_NONE_MATCH).iter())
+        .is_ok_and(|condition| !condition.precondition_passes(&tag))
+}
+
+/// `304 Not Modified` (with the `ETag` and `Cache-Control`) when the request's
+/// `If-None-Match` names `etag`: nothing else to read.
+pub fn unchanged(headers: &HeaderMap, etag: &str) -> Option<Response> {
+    not_modified(headers, etag).then(|| revalidated(headers, etag, || StatusCode::NOT_MODIFIED.into_response()))
+}
+
+/// An answer that a client may keep and revalidate: 304 without a body when its
+/// `If-None-Match` names `etag`, else the answer `body` makes; either with the `ETag` and
+/// `Cache-Control: no-cache` (keep, but ask again before using).
+pub fn revalidated(headers: &HeaderMap, etag: &str, body: impl FnOnce() -> Response) -> Response {
+    let mut response = if not_modified(headers, etag) { StatusCode::NOT_MODIFIED.into_response() } else { body() };
+    if let Ok(value) = HeaderValue::from_str(etag) {
+        response.headers_mut().insert(ETAG, value);
+    }
+    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// A JSON answer made from the values in memory, with the `ETag` of their version (see
+/// [`revalidated`]); no query.
+fn from_memory<T: Serialize>(
+    state: &AppState,
+    headers: &HeaderMap,
+    answer: impl FnOnce(&Snapshot) -> Result<T, ApiError>,
+) -> Result<Response, ApiError> {
+    let current = state.values.current().ok_or_else(values_unavailable)?;
+    let etag = current.etag();
+    let body = answer(current.snapshot())?;
+    drop(current);
+    Ok(revalidated(headers, &etag, || Json(body).into_response()))
 }
 
 impl From<sqlx::Error> for ApiError {
@@ -126,8 +202,9 @@ async fn healthz() -> Json<schema::Health> {
 
 /// Whether the worker is ready.
 ///
-/// 200 once migrations are applied, the topology is declared and the consumer is running,
-/// and while database and broker are reachable; 503 otherwise.
+/// 200 once migrations are applied, the topology is declared, the consumer is running and
+/// the indicator values are loaded, and while database and broker are reachable; 503
+/// otherwise.
 #[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "operations", responses(
     (status = 200, description = "Ready.", body = schema::Ready),
     (status = 503, description = "Not ready.", body = schema::NotReady),
@@ -136,6 +213,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     let reason = match state.health.not_ready_because() {
         Some(reason) => Some(reason),
         None if !read::ping(&state.pool).await => Some("database unreachable".to_owned()),
+        None if !state.values.is_current() => Some("indicator values not loaded yet".to_owned()),
         None => None,
     };
     match reason {
@@ -208,9 +286,15 @@ impl Chosen {
     }
 }
 
-/// The framework of `?framework=` (the default one without it); an unknown one is a 404.
-pub async fn framework(state: &AppState, query: &FrameworkQuery) -> Result<Chosen, ApiError> {
-    let frameworks = frameworks::read(&state.pool).await?;
+/// The framework of `?framework=` (the default one without it), among the frameworks the
+/// values in memory were counted by; an unknown one is a 404.
+pub fn framework(state: &AppState, query: &FrameworkQuery) -> Result<Chosen, ApiError> {
+    let frameworks = state.values.frameworks().ok_or_else(values_unavailable)?;
+    choose(frameworks, query)
+}
+
+/// The framework of `?framework=` among `frameworks`.
+fn choose(frameworks: Arc<Frameworks>, query: &FrameworkQuery) -> Result<Chosen, ApiError> {
     let id = query.framework.as_deref().unwrap_or(framework::DEFAULT_ID);
     match frameworks.loaded.iter().position(|l| l.framework.id == id) {
         Some(index) => Ok(Chosen { frameworks, index }),
@@ -256,33 +340,41 @@ fn indicator(definition: &framework::Indicator, period: &Period, rows: &[ValueRo
     }
 }
 
+/// 304 to a client whose `If-None-Match` names the current `ETag`.
+const NOT_MODIFIED: &str = "Not modified: the `If-None-Match` sent names the current `ETag` (no body).";
+
 /// The frameworks loaded.
 #[utoipa::path(get, path = "/api/v1/frameworks", operation_id = "listFrameworks", tag = "indicators",
     responses(
-        (status = 200, description = "Every framework loaded, by id, at its current version.", body = FrameworkList),
+        (status = 200, description = "Every framework loaded, by id, at its current version.", body = FrameworkList,
+            headers(("ETag" = String, description = "The version of the values and frameworks served."),
+                ("Cache-Control" = String, description = "`no-cache`"))),
+        (status = 304, description = NOT_MODIFIED),
         (status = 503, response = Unavailable),
     ))]
-async fn list_frameworks(State(state): State<AppState>) -> Result<Json<FrameworkList>, ApiError> {
-    let frameworks = frameworks::read(&state.pool).await?;
-    let frameworks = frameworks
-        .loaded
-        .iter()
-        .map(|loaded| FrameworkEntry {
-            id: loaded.framework.id.clone(),
-            title: loaded.framework.title.clone(),
-            years: [loaded.framework.years.0, loaded.framework.years.1],
-            objectives: loaded
-                .framework
-                .objectives
-                .iter()
-                .map(|o| ObjectiveEntry { code: o.code.clone(), title: o.title.clone() })
-                .collect(),
-            default: loaded.framework.id == framework::DEFAULT_ID,
-            version: loaded.version,
-            loaded_at: loaded.loaded_at,
-        })
-        .collect();
-    Ok(Json(FrameworkList { frameworks }))
+async fn list_frameworks(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    from_memory(&state, &headers, |snapshot| {
+        let frameworks = snapshot
+            .frameworks
+            .loaded
+            .iter()
+            .map(|loaded| FrameworkEntry {
+                id: loaded.framework.id.clone(),
+                title: loaded.framework.title.clone(),
+                years: [loaded.framework.years.0, loaded.framework.years.1],
+                objectives: loaded
+                    .framework
+                    .objectives
+                    .iter()
+                    .map(|o| ObjectiveEntry { code: o.code.clone(), title: o.title.clone() })
+                    .collect(),
+                default: loaded.framework.id == framework::DEFAULT_ID,
+                version: loaded.version,
+                loaded_at: loaded.loaded_at,
+            })
+            .collect();
+        Ok(FrameworkList { frameworks })
+    })
 }
 
 /// Every indicator of a framework for a period.
@@ -290,66 +382,84 @@ async fn list_frameworks(State(state): State<AppState>) -> Result<Json<Framework
     params(PeriodQuery, FrameworkQuery),
     responses(
         (status = 200, description = "Every indicator of the framework, in its order; a year with no data gives zeros.",
-            body = IndicatorList),
+            body = IndicatorList,
+            headers(("ETag" = String, description = "The version of the values served."),
+                ("Cache-Control" = String, description = "`no-cache`"))),
+        (status = 304, description = NOT_MODIFIED),
         (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         (status = 503, response = Unavailable),
     ))]
 async fn list(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Query(query): Query<PeriodQuery>,
     Query(which): Query<FrameworkQuery>,
-) -> Result<Json<IndicatorList>, ApiError> {
-    let chosen = framework(&state, &which).await?;
-    let (loaded, id) = (chosen.loaded(), chosen.id());
-    let period = period(&query, &loaded.framework)?;
-    let rows = read::values_for_period(&state.pool, id, period.as_str()).await?;
-    let indicators = loaded.framework.indicators.iter().map(|i| indicator(i, &period, &rows)).collect();
-    Ok(Json(IndicatorList { period: period.as_str().to_owned(), indicators }))
+) -> Result<Response, ApiError> {
+    from_memory(&state, &headers, |snapshot| {
+        let chosen = choose(Arc::clone(&snapshot.frameworks), &which)?;
+        let (loaded, id) = (chosen.loaded(), chosen.id());
+        let period = period(&query, &loaded.framework)?;
+        let rows = snapshot.period_rows(id, period.as_str());
+        let indicators = loaded.framework.indicators.iter().map(|i| indicator(i, &period, &rows)).collect();
+        Ok(IndicatorList { period: period.as_str().to_owned(), indicators })
+    })
 }
 
 /// One indicator for a period.
 #[utoipa::path(get, path = "/api/v1/indicators/{code}", operation_id = "getIndicator", tag = "indicators",
     params(CodePath, PeriodQuery, FrameworkQuery),
     responses(
-        (status = 200, description = "The indicator.", body = IndicatorForPeriod),
+        (status = 200, description = "The indicator.", body = IndicatorForPeriod,
+            headers(("ETag" = String, description = "The version of the values served."),
+                ("Cache-Control" = String, description = "`no-cache`"))),
+        (status = 304, description = NOT_MODIFIED),
         (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         (status = 503, response = Unavailable),
     ))]
 async fn one(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(path): Path<CodePath>,
     Query(query): Query<PeriodQuery>,
     Query(which): Query<FrameworkQuery>,
-) -> Result<Json<IndicatorForPeriod>, ApiError> {
-    let chosen = framework(&state, &which).await?;
-    let (loaded, id) = (chosen.loaded(), chosen.id());
-    let definition = indicator_of(loaded, &path)?;
-    let period = period(&query, &loaded.framework)?;
-    let rows = read::values_for_period(&state.pool, id, period.as_str()).await?;
-    let indicator = indicator(definition, &period, &rows);
-    Ok(Json(IndicatorForPeriod { indicator, period: period.as_str().to_owned() }))
+) -> Result<Response, ApiError> {
+    from_memory(&state, &headers, |snapshot| {
+        let chosen = choose(Arc::clone(&snapshot.frameworks), &which)?;
+        let (loaded, id) = (chosen.loaded(), chosen.id());
+        let definition = indicator_of(loaded, &path)?;
+        let period = period(&query, &loaded.framework)?;
+        let rows = snapshot.period_rows(id, period.as_str());
+        let indicator = indicator(definition, &period, &rows);
+        Ok(IndicatorForPeriod { indicator, period: period.as_str().to_owned() })
+    })
 }
 
 /// An indicator's total for every year with data.
 #[utoipa::path(get, path = "/api/v1/indicators/{code}/series", operation_id = "getSeries", tag = "indicators",
     params(CodePath, FrameworkQuery),
     responses(
-        (status = 200, description = "Years with a non-zero total, oldest first.", body = Series),
+        (status = 200, description = "Years with a non-zero total, oldest first.", body = Series,
+            headers(("ETag" = String, description = "The version of the values served."),
+                ("Cache-Control" = String, description = "`no-cache`"))),
+        (status = 304, description = NOT_MODIFIED),
         (status = 404, response = NotFound),
         (status = 503, response = Unavailable),
     ))]
 async fn series(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(path): Path<CodePath>,
     Query(which): Query<FrameworkQuery>,
-) -> Result<Json<Series>, ApiError> {
-    let chosen = framework(&state, &which).await?;
-    let definition = indicator_of(chosen.loaded(), &path)?;
-    let points = read::yearly_totals(&state.pool, chosen.id(), &definition.code).await?;
-    let points = points.into_iter().map(|(period, value)| SeriesPoint { period, value }).collect();
-    Ok(Json(Series { code: definition.code.clone(), points }))
+) -> Result<Response, ApiError> {
+    from_memory(&state, &headers, |snapshot| {
+        let chosen = choose(Arc::clone(&snapshot.frameworks), &which)?;
+        let definition = indicator_of(chosen.loaded(), &path)?;
+        let points = snapshot.yearly_totals(chosen.id(), &definition.code);
+        let points = points.into_iter().map(|(period, value)| SeriesPoint { period, value }).collect();
+        Ok(Series { code: definition.code.clone(), points })
+    })
 }
 
 /// `?limit=` of the rejections.
@@ -380,6 +490,6 @@ async fn rejections(
                 ApiError::BadRequest(format!("limit must be an integer from 1 to 1000, not {text:?}"))
             })?,
         };
-    let (total, items) = read::rejections(&state.pool, limit).await?;
+    let (total, items) = read::rejections(&state.readers, limit).await?;
     Ok(Json(Rejections { total, items }))
 }

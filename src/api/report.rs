@@ -8,7 +8,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::doc::{BadRequest, NotFound, Unavailable};
-use super::{ApiError, AppState, FrameworkQuery, PeriodQuery, framework, period};
+use super::{ApiError, AppState, FrameworkQuery, PeriodQuery, framework, heavy, period};
 use crate::report::{self, Lang, html, xlsx};
 
 /// `?lang=` of the report.
@@ -37,9 +37,11 @@ async fn gathered(
     which: &FrameworkQuery,
     language: &LangQuery,
 ) -> Result<report::Report, ApiError> {
-    let chosen = framework(state, which).await?;
+    let chosen = framework(state, which)?;
     let period = period(query, &chosen.loaded().framework)?;
-    report::gather(&state.pool, &chosen.loaded().framework, &period, lang(language)?).await
+    let language = lang(language)?;
+    let _place = heavy(state)?;
+    report::gather(&state.readers, &chosen.loaded().framework, &period, language).await
 }
 
 /// The report of a framework (the default one unless asked) for a period.

@@ -1,98 +1,35 @@
 //! The live stream (`GET /api/v1/stream`): Server-Sent Events named `tally`, one per
 //! changed total, whichever worker process committed it.
 //!
-//! Every process LISTENs on the PostgreSQL channel that batches NOTIFY at commit, and fans
-//! the changes out to its open streams. A stream starts with the current totals (also after
-//! a reconnect, with or without `Last-Event-ID`), and a client that fell behind, or a
-//! listener that lost its connection, gets the current totals again: a lost notification
-//! never leaves a dashboard stale.
+//! Every process LISTENs on the PostgreSQL channel that batches NOTIFY at commit, moves
+//! its values in memory (`values`), and fans the changed totals out to its open streams.
+//! A stream starts with the current totals (also after a reconnect, with or without
+//! `Last-Event-ID`), and a client that fell behind gets the current totals again; a
+//! listener that lost its connection reads every value again and sends each total that
+//! changed meanwhile: a lost notification never leaves a dashboard stale.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
-use sqlx::PgPool;
-use sqlx::postgres::PgListener;
 use tokio::sync::{broadcast, watch};
-use tracing::{debug, warn};
 
 use super::AppState;
 use super::schema::Tally;
-use crate::store::read;
-use crate::store::tallies::{TALLY_CHANNEL, TotalChange};
-use crate::telemetry::one_line;
+use super::values::Values;
+use crate::store::tallies::TotalChange;
 
 /// How many changes a slow client may fall behind before it is sent the current totals.
 pub const BUFFER: usize = 4096;
 
-/// Relays the notifications of every worker process to this process's streams, until
-/// shutdown.
-pub async fn relay(pool: PgPool, sender: broadcast::Sender<TotalChange>, mut shutdown: watch::Receiver<bool>) {
-    while !*shutdown.borrow() {
-        let mut listener = match PgListener::connect_with(&pool).await {
-            Ok(listener) => listener,
-            Err(e) => {
-                warn!(error = one_line(&e), "Cannot LISTEN for tally changes; retrying in 1 s.");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    _ = shutdown.changed() => return,
-                }
-            }
-        };
-        if let Err(e) = listener.listen(TALLY_CHANNEL).await {
-            warn!(error = one_line(&e), "Cannot LISTEN for tally changes; retrying.");
-            continue;
-        }
-        // Changes may have been missed while not listening.
-        resend_current(&pool, &sender).await;
-        loop {
-            let next = tokio::select! {
-                next = listener.try_recv() => next,
-                _ = shutdown.changed() => return,
-            };
-            match next {
-                Ok(Some(notification)) => match serde_json::from_str::<Vec<TotalChange>>(notification.payload()) {
-                    Ok(changes) => {
-                        for change in changes {
-                            let _ = sender.send(change);
-                        }
-                    }
-                    Err(e) => warn!(error = one_line(&e), "Unreadable tally notification."),
-                },
-                Ok(None) => {
-                    debug!("Tally listener reconnecting.");
-                    resend_current(&pool, &sender).await;
-                }
-                Err(e) => {
-                    warn!(error = one_line(&e), "Tally listener lost; reconnecting.");
-                    break;
-                }
-            }
-        }
-    }
-}
-
-async fn resend_current(pool: &PgPool, sender: &broadcast::Sender<TotalChange>) {
-    if sender.receiver_count() == 0 {
-        return;
-    }
-    match read::current_totals(pool).await {
-        Ok(totals) => {
-            for total in totals {
-                let _ = sender.send(total);
-            }
-        }
-        Err(e) => warn!(error = one_line(&e), "Cannot read the current totals."),
-    }
-}
-
 /// The state of one client's stream.
 struct Client {
     receiver: broadcast::Receiver<TotalChange>,
-    pool: PgPool,
+    values: Arc<Values>,
     pending: VecDeque<TotalChange>,
     shutdown: watch::Receiver<bool>,
     next_id: u64,
@@ -117,10 +54,15 @@ fn event(change: &TotalChange, id: u64) -> Event {
         description = "`text/event-stream`: events named `tally`, each with an `id` and a `data` line holding a `Tally` \
             object.")))]
 pub async fn stream(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    // Subscribe before reading the current totals, so no change falls in between.
-    let receiver = state.tallies.subscribe();
-    let pending = read::current_totals(&state.pool).await.unwrap_or_default().into();
-    let client = Client { receiver, pool: state.pool.clone(), pending, shutdown: state.shutdown.clone(), next_id: 1 };
+    // Subscribed together with reading the current totals, so no change falls in between.
+    let (receiver, totals) = state.values.subscribe();
+    let client = Client {
+        receiver,
+        values: state.values.clone(),
+        pending: totals.into(),
+        shutdown: state.shutdown.clone(),
+        next_id: 1,
+    };
     let events = futures::stream::unfold(client, |mut client| async move {
         loop {
             if let Some(change) = client.pending.pop_front() {
@@ -138,7 +80,7 @@ pub async fn stream(State(state): State<AppState>) -> Sse<impl Stream<Item = Res
             match next {
                 Ok(change) => client.pending.push_back(change),
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    client.pending = read::current_totals(&client.pool).await.unwrap_or_default().into();
+                    client.pending = client.values.totals().into();
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
             }

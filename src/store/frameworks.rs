@@ -99,10 +99,11 @@ pub async fn remove(tx: &mut PgConnection, id: &str) -> Result<bool, sqlx::Error
     Ok(true)
 }
 
-/// Tells every worker that the frameworks changed: the next batch reads them again.
+/// Tells every worker that the frameworks changed: the next batch reads them again, and
+/// every API reads the frameworks and their values again once this commits.
 async fn changed(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
     sqlx::query!("update framework_generation set generation = txid_current()").execute(&mut *tx).await?;
-    Ok(())
+    super::tallies::notify_reload(tx).await
 }
 
 /// Whether any framework is loaded.

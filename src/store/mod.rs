@@ -93,15 +93,55 @@ impl ConnectError {
 /// that accepts writes, and a task follows it (one more connection) until the pool is
 /// closed; this must then be called within the Tokio runtime.
 pub fn connect(url: &str, max_connections: u32, timeout: Duration) -> Result<PgPool, ConnectError> {
+    open(url, max_connections, timeout, None)
+}
+
+/// Opens the API's pool for reads that query (evidence, exports): at most `connections`,
+/// each statement cancelled by PostgreSQL after `statement_timeout`, so that readers can
+/// neither take the worker's connections nor hold one for long. It follows the primary as
+/// [`connect`]'s pool does.
+pub fn connect_readers(
+    url: &str,
+    connections: u32,
+    timeout: Duration,
+    statement_timeout: Duration,
+) -> Result<PgPool, ConnectError> {
+    open(url, connections.max(1), timeout, Some(statement_timeout))
+}
+
+/// A pool on `url`'s first host, or on the one that accepts writes (see [`connect`]), whose
+/// connections cancel statements after `statement_timeout` if given. The limit is set on
+/// each new connection, so that it holds on whichever host the pool moves to.
+fn open(
+    url: &str,
+    max_connections: u32,
+    timeout: Duration,
+    statement_timeout: Option<Duration>,
+) -> Result<PgPool, ConnectError> {
     let hosts = primary::Hosts::parse(url)?;
-    let options = PgPoolOptions::new().max_connections(max_connections).acquire_timeout(timeout);
-    if !hosts.writable_only() {
-        return Ok(options.connect_lazy_with(hosts.first()));
-    }
-    let pool = options
-        .after_connect(|connection, _| Box::pin(primary::refuse_standby(connection)))
+    let writable_only = hosts.writable_only();
+    let limit = statement_timeout.map(|t| format!("{}ms", t.as_millis()));
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(timeout)
+        .after_connect(move |connection, _| {
+            let limit = limit.clone();
+            Box::pin(async move {
+                if writable_only {
+                    primary::refuse_standby(connection).await?;
+                }
+                if let Some(limit) = limit {
+                    sqlx::query_scalar!("select set_config('statement_timeout', $1, false)", limit)
+                        .fetch_one(&mut *connection)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
         .connect_lazy_with(hosts.first());
-    tokio::spawn(primary::follow(pool.clone(), hosts, timeout));
+    if writable_only {
+        tokio::spawn(primary::follow(pool.clone(), hosts, timeout));
+    }
     Ok(pool)
 }
 

@@ -300,3 +300,43 @@ pub async fn snapshot(
     let as_of = sqlx::query_scalar!(r#"select now() as "now!""#).fetch_one(&mut *tx).await?;
     Ok((tx, as_of))
 }
+
+/// Every tally row, zeros included: what the API keeps in memory.
+pub async fn tally_rows(
+    executor: impl sqlx::PgExecutor<'_>,
+) -> Result<Vec<crate::store::tallies::RowChange>, sqlx::Error> {
+    sqlx::query_as!(
+        crate::store::tallies::RowChange,
+        "select framework, indicator, period, dimension, key, value from tallies"
+    )
+    .fetch_all(executor)
+    .await
+}
+
+/// The transactions whose changes the current snapshot sees, as `pg_current_snapshot()`
+/// writes it (`xmin:xmax:xip,...`): with [`visible`], whether a notification's changes are
+/// already in what was read in that snapshot.
+pub async fn visibility(executor: impl sqlx::PgExecutor<'_>) -> Result<String, sqlx::Error> {
+    sqlx::query_scalar!(r#"select pg_current_snapshot()::text as "snapshot!""#).fetch_one(executor).await
+}
+
+/// Whether the transaction `xid` (as `txid_current()` gives it) had committed when the
+/// snapshot `snapshot` (from [`visibility`]) was taken; `None` if `snapshot` does not read.
+pub fn visible(snapshot: &str, xid: u64) -> Option<bool> {
+    let mut parts = snapshot.split(':');
+    let xmin: u64 = parts.next()?.parse().ok()?;
+    let xmax: u64 = parts.next()?.parse().ok()?;
+    let running = parts.next()?;
+    if xid < xmin {
+        return Some(true);
+    }
+    if xid >= xmax {
+        return Some(false);
+    }
+    for id in running.split(',').filter(|s| !s.is_empty()) {
+        if id.parse::<u64>().ok()? == xid {
+            return Some(false);
+        }
+    }
+    Some(true)
+}

@@ -2,13 +2,11 @@
 //! framework's on demand (`recompute`) or once after a migration that changed stored
 //! records asked for it in `pending_recompute`; one framework's when it is loaded.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use anyhow::Context;
 use sqlx::{PgConnection, PgPool};
 
 use super::frameworks;
-use super::tallies::{self, TotalChange, notify};
+use super::tallies;
 use crate::framework::{Framework, Frameworks, Loaded, document};
 use crate::indicators::tally::{Delta, Tally};
 use crate::records::Record;
@@ -107,8 +105,8 @@ pub async fn load_default_if_none(pool: &PgPool) -> anyhow::Result<Option<Loadin
 }
 
 /// Under the apply lock: replaces the tallies of `frameworks` with the values computed
-/// from the current records, and tells dashboards of every total that changed. Returns the
-/// number of records counted.
+/// from the current records, and tells every process to read the values again. Returns
+/// the number of records counted.
 pub async fn rebuild(tx: &mut PgConnection, frameworks: &Frameworks) -> anyhow::Result<usize> {
     let ids: Vec<String> = frameworks.loaded.iter().map(|l| l.framework.id.clone()).collect();
     let rows = sqlx::query_scalar!(r#"select record::text as "record!" from records where record is not null"#)
@@ -128,36 +126,11 @@ pub async fn rebuild(tx: &mut PgConnection, frameworks: &Frameworks) -> anyhow::
         delta.merge(tally.into_delta());
     }
     delta.prune();
-    let before = totals(&mut *tx, &ids).await?;
     sqlx::query!("delete from tally_items where framework = any($1)", &ids).execute(&mut *tx).await?;
     sqlx::query!("delete from tallies where framework = any($1)", &ids).execute(&mut *tx).await?;
     tallies::apply(&mut *tx, delta).await?;
-    // Dashboards hear of every total that the rebuild changed (a vanished total is now 0).
-    let after = totals(&mut *tx, &ids).await?;
-    let changed: Vec<TotalChange> = before
-        .keys()
-        .chain(after.keys())
-        .filter(|k| before.get(*k).copied().unwrap_or(0) != after.get(*k).copied().unwrap_or(0))
-        .map(|(framework, code, period)| TotalChange {
-            framework: framework.clone(),
-            code: code.clone(),
-            period: period.clone(),
-            value: after.get(&(framework.clone(), code.clone(), period.clone())).copied().unwrap_or(0),
-        })
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    notify(&mut *tx, &changed).await?;
+    // Every process reads every value again once this commits (the streams hear of every
+    // total that changed).
+    tallies::notify_reload(&mut *tx).await?;
     Ok(rows.len())
-}
-
-/// Every stored total of the frameworks `ids`, by (framework, indicator, period).
-async fn totals(tx: &mut PgConnection, ids: &[String]) -> Result<BTreeMap<(String, String, String), i64>, sqlx::Error> {
-    let rows = sqlx::query!(
-        "select framework, indicator, period, value from tallies where dimension = '' and framework = any($1)",
-        ids
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    Ok(rows.into_iter().map(|r| ((r.framework, r.indicator, r.period), r.value)).collect())
 }

@@ -11,7 +11,8 @@ use crate::indicators::tally::Delta;
 
 /// The PostgreSQL channel on which changed totals are announced.
 pub const TALLY_CHANNEL: &str = "ecpat_tallies";
-/// NOTIFY payloads must stay under 8000 bytes.
+/// NOTIFY payloads must stay under 8000 bytes (rows are added to a part until it passes
+/// this size; one row is at most a few hundred bytes).
 const NOTIFY_CHUNK: usize = 7000;
 
 /// A total that changed, as announced to dashboards.
@@ -21,6 +22,57 @@ pub struct TotalChange {
     pub code: String,
     pub period: String,
     pub value: i64,
+}
+
+/// A tally row as a batch left it (zero included): what the API's copy of the values in
+/// memory is moved by. Sent as an array, `[framework, indicator, period, dimension, key,
+/// value]`, to keep notifications small.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[serde(from = "RowTuple", into = "RowTuple")]
+pub struct RowChange {
+    pub framework: String,
+    pub indicator: String,
+    pub period: String,
+    pub dimension: String,
+    pub key: String,
+    pub value: i64,
+}
+
+type RowTuple = (String, String, String, String, String, i64);
+
+impl From<RowTuple> for RowChange {
+    fn from((framework, indicator, period, dimension, key, value): RowTuple) -> RowChange {
+        RowChange { framework, indicator, period, dimension, key, value }
+    }
+}
+
+impl From<RowChange> for RowTuple {
+    fn from(r: RowChange) -> RowTuple {
+        (r.framework, r.indicator, r.period, r.dimension, r.key, r.value)
+    }
+}
+
+impl RowChange {
+    /// The total it is, if it is one (no dimension).
+    pub fn total(&self) -> Option<TotalChange> {
+        self.dimension.is_empty().then(|| TotalChange {
+            framework: self.framework.clone(),
+            code: self.indicator.clone(),
+            period: self.period.clone(),
+            value: self.value,
+        })
+    }
+}
+
+/// What one notification on [`TALLY_CHANNEL`] says, after the sending transaction's id
+/// and a space: a part of the rows it changed (a transaction's parts are delivered one
+/// after the other, in order), or that every value must be read again (a rebuild, a
+/// framework loaded or removed).
+#[derive(Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Announcement {
+    Rows { part: usize, parts: usize, rows: Vec<RowChange> },
+    Reload,
 }
 
 /// A distinct item's tally and name, as text: (framework, indicator, period, dimension,
@@ -48,8 +100,8 @@ impl KeyColumns {
 }
 
 /// Moves the distinct items' reference counts, turns the items that started or stopped
-/// counting into sums, and adds the sums to the tallies. Returns the changed totals.
-pub async fn apply(tx: &mut PgConnection, delta: Delta) -> Result<Vec<TotalChange>, sqlx::Error> {
+/// counting into sums, and adds the sums to the tallies. Returns the changed rows, sorted.
+pub async fn apply(tx: &mut PgConnection, delta: Delta) -> Result<Vec<RowChange>, sqlx::Error> {
     let Delta { mut sums, items } = delta;
     if !items.is_empty() {
         let mut columns = KeyColumns::default();
@@ -128,7 +180,7 @@ pub async fn apply(tx: &mut PgConnection, delta: Delta) -> Result<Vec<TotalChang
         select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[])
         on conflict (framework, indicator, period, dimension, key) do update
             set value = tallies.value + excluded.value, updated_at = now()
-        returning framework, indicator, period, dimension, value"#,
+        returning framework, indicator, period, dimension, key, value"#,
         &columns.frameworks,
         &columns.indicators,
         &columns.periods,
@@ -138,30 +190,70 @@ pub async fn apply(tx: &mut PgConnection, delta: Delta) -> Result<Vec<TotalChang
     )
     .fetch_all(&mut *tx)
     .await?;
-    let mut totals: Vec<TotalChange> = rows
+    let mut changed: Vec<RowChange> = rows
         .into_iter()
-        .filter(|r| r.dimension.is_empty())
-        .map(|r| TotalChange { framework: r.framework, code: r.indicator, period: r.period, value: r.value })
+        .map(|r| RowChange {
+            framework: r.framework,
+            indicator: r.indicator,
+            period: r.period,
+            dimension: r.dimension,
+            key: r.key,
+            value: r.value,
+        })
         .collect();
-    totals.sort();
-    Ok(totals)
+    changed.sort();
+    Ok(changed)
 }
 
-/// Announces the changed totals on [`TALLY_CHANNEL`], delivered at commit.
-pub async fn notify(tx: &mut PgConnection, totals: &[TotalChange]) -> Result<(), sqlx::Error> {
-    let mut chunks: Vec<Vec<&TotalChange>> = vec![];
+/// Announces the changed rows (maybe none) on [`TALLY_CHANNEL`], delivered at commit, in parts of
+/// less than [`NOTIFY_CHUNK`] bytes, each prefixed with the transaction's id (in one
+/// statement: one round trip whatever the number of parts).
+pub async fn notify(tx: &mut PgConnection, rows: &[RowChange]) -> Result<(), sqlx::Error> {
+    // No row: one empty part, which still moves every listener's version.
+    let mut chunks: Vec<Vec<RowChange>> = vec![];
+    if rows.is_empty() {
+        chunks.push(vec![]);
+    }
     let mut size = 0;
-    for total in totals {
+    for row in rows {
         if chunks.is_empty() || size > NOTIFY_CHUNK {
             chunks.push(vec![]);
             size = 0;
         }
-        size += 64 + total.code.len() + total.period.len();
-        chunks.last_mut().expect("a chunk").push(total);
+        size += 40 + row.framework.len() + row.indicator.len() + row.period.len() + row.dimension.len() + row.key.len();
+        chunks.last_mut().expect("a chunk").push(row.clone());
     }
-    for chunk in chunks {
-        let payload = serde_json::to_string(&chunk).expect("totals serialize");
-        sqlx::query!("select pg_notify($1, $2)", TALLY_CHANNEL, payload).execute(&mut *tx).await?;
+    let parts = chunks.len();
+    let payloads: Vec<String> = chunks
+        .into_iter()
+        .enumerate()
+        .map(|(part, rows)| serde_json::to_string(&Announcement::Rows { part, parts, rows }).expect("rows serialize"))
+        .collect();
+    send(tx, &payloads).await
+}
+
+/// Announces that every value must be read again, delivered at commit.
+pub async fn notify_reload(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+    send(tx, &[serde_json::to_string(&Announcement::Reload).expect("serializes")]).await
+}
+
+async fn send(tx: &mut PgConnection, payloads: &[String]) -> Result<(), sqlx::Error> {
+    if payloads.is_empty() {
+        return Ok(());
     }
+    sqlx::query!(
+        r#"select count(pg_notify($1, txid_current()::text || ' ' || payload)) as "sent!"
+        from unnest($2::text[]) as parts(payload)"#,
+        TALLY_CHANNEL,
+        payloads
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     Ok(())
+}
+
+/// A notification read: the sending transaction's id and what it says.
+pub fn parse(payload: &str) -> Option<(u64, Announcement)> {
+    let (xid, json) = payload.split_once(' ')?;
+    Some((xid.parse().ok()?, serde_json::from_str(json).ok()?))
 }

@@ -22,7 +22,9 @@ const RETRY_MS = 5000;
 async function getJson(path) {
   const headers = { accept: 'application/json' };
   if (accessToken) headers.authorization = `Bearer ${accessToken}`;
-  const response = await fetch(path, { headers, cache: 'no-store' });
+  // `no-cache`: the browser asks again every time, sending the ETag of the answer it kept;
+  // a 304 reaches this code as that kept answer.
+  const response = await fetch(path, { headers, cache: 'no-cache' });
   if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
   return response.json();
 }
