@@ -1,7 +1,6 @@
 //! The `tallies` and `tally_items` tables: every indicator value, by period and breakdown,
 //! moved by each batch's delta; and the announcement of changed totals to dashboards.
 
-use std::collections::HashMap;
 
 use serde::Serialize;
 use sqlx::PgConnection;
@@ -75,10 +74,6 @@ pub enum Announcement {
     Reload,
 }
 
-/// A distinct item's tally and name, as text: (framework, indicator, period, dimension,
-/// key, item).
-type ItemId<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str, &'a str);
-
 /// Columns of tally keys, for `unnest`.
 #[derive(Default)]
 struct KeyColumns {
@@ -90,117 +85,84 @@ struct KeyColumns {
 }
 
 impl KeyColumns {
-    fn push(&mut self, key: &TallyKey) {
-        self.frameworks.push(key.framework.clone());
-        self.indicators.push(key.indicator.clone());
-        self.periods.push(key.period.clone());
-        self.dimensions.push(key.dimension.clone());
-        self.keys.push(key.key.clone());
+    fn push(&mut self, key: TallyKey) {
+        self.frameworks.push(key.framework);
+        self.indicators.push(key.indicator);
+        self.periods.push(key.period);
+        self.dimensions.push(key.dimension);
+        self.keys.push(key.key);
     }
 }
 
-/// Moves the distinct items' reference counts, turns the items that started or stopped
-/// counting into sums, and adds the sums to the tallies. Returns the changed rows, sorted.
+/// Moves the tallies by `delta`, in one statement, and returns the changed rows, sorted:
+/// 1. the distinct items' reference counts move (`moved`); an item whose count rose from
+///    zero starts counting, one whose count fell to zero stops (`counted`: its count before
+///    is `refs - last_delta`, the batch's change);
+/// 2. those and the sums are added up per tally (`added`) and added to the tallies.
 pub async fn apply(tx: &mut PgConnection, delta: Delta) -> Result<Vec<RowChange>, sqlx::Error> {
-    let Delta { mut sums, items } = delta;
-    if !items.is_empty() {
-        let mut columns = KeyColumns::default();
-        let mut names = Vec::new();
-        let mut refs = Vec::new();
-        for ((key, item), change) in &items {
-            columns.push(key);
-            names.push(item.clone());
-            refs.push(*change);
-        }
-        let rows = sqlx::query!(
-            r#"insert into tally_items (framework, indicator, period, dimension, key, item, refs)
-            select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[])
-            on conflict (framework, indicator, period, dimension, key, item)
-                do update set refs = tally_items.refs + excluded.refs
-            returning framework, indicator, period, dimension, key, item, refs"#,
-            &columns.frameworks,
-            &columns.indicators,
-            &columns.periods,
-            &columns.dimensions,
-            &columns.keys,
-            &names,
-            &refs,
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        let by_name: HashMap<ItemId, &(TallyKey, String)> = items
-            .keys()
-            .map(|k| {
-                (
-                    (
-                        k.0.framework.as_str(),
-                        k.0.indicator.as_str(),
-                        k.0.period.as_str(),
-                        k.0.dimension.as_str(),
-                        k.0.key.as_str(),
-                        k.1.as_str(),
-                    ),
-                    k,
-                )
-            })
-            .collect();
-        for row in &rows {
-            let id = (
-                row.framework.as_str(),
-                row.indicator.as_str(),
-                row.period.as_str(),
-                row.dimension.as_str(),
-                row.key.as_str(),
-                row.item.as_str(),
-            );
-            let entry = by_name[&id];
-            let old = row.refs - items[entry];
-            let counted = match (old > 0, row.refs > 0) {
-                (false, true) => 1,
-                (true, false) => -1,
-                _ => 0,
-            };
-            if counted != 0 {
-                *sums.entry(entry.0.clone()).or_default() += counted;
-            }
-        }
-    }
-    sums.retain(|_, v| *v != 0);
-    if sums.is_empty() {
+    let Delta { sums, items } = delta;
+    if sums.is_empty() && items.is_empty() {
         return Ok(vec![]);
     }
-    let mut columns = KeyColumns::default();
-    let mut values = Vec::new();
-    for (key, value) in &sums {
-        columns.push(key);
-        values.push(*value);
+    let mut item_keys = KeyColumns::default();
+    let (mut names, mut refs) = (Vec::with_capacity(items.len()), Vec::with_capacity(items.len()));
+    for ((key, item), change) in items {
+        item_keys.push(key);
+        names.push(item);
+        refs.push(change);
     }
-    let rows = sqlx::query!(
-        r#"insert into tallies (framework, indicator, period, dimension, key, value)
-        select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[])
+    let mut sum_keys = KeyColumns::default();
+    let mut amounts = Vec::with_capacity(sums.len());
+    for (key, amount) in sums {
+        sum_keys.push(key);
+        amounts.push(amount);
+    }
+    let rows = sqlx::query_as!(
+        RowChange,
+        r#"with moved as (
+            insert into tally_items (framework, indicator, period, dimension, key, item, refs, last_delta)
+            select f, i, p, d, k, it, r, r
+            from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[])
+                as u(f, i, p, d, k, it, r)
+            on conflict (framework, indicator, period, dimension, key, item)
+                do update set refs = tally_items.refs + excluded.refs, last_delta = excluded.refs
+            returning framework, indicator, period, dimension, key, refs, last_delta
+        ), counted as (
+            select framework as f, indicator as i, period as p, dimension as d, key as k,
+                case when refs > 0 and refs - last_delta <= 0 then 1::int8
+                     when refs <= 0 and refs - last_delta > 0 then -1::int8 else 0::int8 end as v
+            from moved
+        ), added as (
+            select f, i, p, d, k, sum(v)::int8 as v
+            from (select * from counted
+                  union all
+                  select * from unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::int8[])
+                      as s(f, i, p, d, k, v)) as changes
+            group by f, i, p, d, k
+            having sum(v) <> 0
+        )
+        insert into tallies (framework, indicator, period, dimension, key, value)
+        select f, i, p, d, k, v from added
         on conflict (framework, indicator, period, dimension, key) do update
             set value = tallies.value + excluded.value, updated_at = now()
         returning framework, indicator, period, dimension, key, value"#,
-        &columns.frameworks,
-        &columns.indicators,
-        &columns.periods,
-        &columns.dimensions,
-        &columns.keys,
-        &values,
+        &item_keys.frameworks,
+        &item_keys.indicators,
+        &item_keys.periods,
+        &item_keys.dimensions,
+        &item_keys.keys,
+        &names,
+        &refs,
+        &sum_keys.frameworks,
+        &sum_keys.indicators,
+        &sum_keys.periods,
+        &sum_keys.dimensions,
+        &sum_keys.keys,
+        &amounts,
     )
     .fetch_all(&mut *tx)
     .await?;
-    let mut changed: Vec<RowChange> = rows
-        .into_iter()
-        .map(|r| RowChange {
-            framework: r.framework,
-            indicator: r.indicator,
-            period: r.period,
-            dimension: r.dimension,
-            key: r.key,
-            value: r.value,
-        })
-        .collect();
+    let mut changed = rows;
     changed.sort();
     Ok(changed)
 }
