@@ -1,7 +1,6 @@
 //! The `tallies` and `tally_items` tables: every indicator value, by period and breakdown,
 //! moved by each batch's delta; and the announcement of changed totals to dashboards.
 
-
 use serde::Serialize;
 use sqlx::PgConnection;
 
