@@ -65,7 +65,7 @@ pub async fn run(settings: Settings, shutdown: watch::Receiver<bool>) -> anyhow:
         health: health.clone(),
         values: values.clone(),
         heavy: Arc::new(tokio::sync::Semaphore::new(settings.http.heavy_requests.max(1))),
-        answers: Arc::default(),
+        answers: Arc::new(api::Answers::new(Duration::from_millis(settings.http.heavy_max_age_ms))),
         shutdown: shutdown.clone(),
     };
     let writes = api::write::Writes::from_env(&settings.amqp);

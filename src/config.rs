@@ -178,6 +178,9 @@ pub struct Http {
     /// Heavy requests (evidence, exports, the report) served at once; more are answered
     /// 503 with `Retry-After`.
     pub heavy_requests: usize,
+    /// How long a heavy answer (evidence, an export) is served after the values moved on,
+    /// in ms; 0: always made at the current version.
+    pub heavy_max_age_ms: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -1,7 +1,7 @@
 //! Reading the values from memory, against real worker processes, RabbitMQ and
 //! PostgreSQL: the `ETag` and `304 Not Modified` of the values, a new event moving both the
-//! `ETag` and the value, the bound on heavy requests (`503` with `Retry-After`) and the
-//! readers' statement timeout, and the values in memory equal to the database and to
+//! `ETag` and the value, heavy answers served until their maximum age, the bound on heavy
+//! requests (`503` with `Retry-After`) and the readers' statement timeout, and the values in memory equal to the database and to
 //! `recompute` after a flow of events from two workers, with a framework loaded meanwhile.
 
 mod common;
@@ -56,7 +56,8 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
 #[tokio::test]
 async fn values_carry_an_etag_a_client_revalidates_with_and_a_new_event_changes_both() {
     with_env("caching_etag", async |env| {
-        let w = env.spawn_worker();
+        // Heavy answers made at the current version each time (see the next test).
+        let w = env.spawn_worker_with(&[("ECPAT_HTTP__HEAVY_MAX_AGE_MS", "0")]);
         env.worker(w).wait_ready(WAIT).await;
         let http = env.worker(w).http.clone();
         env.publish(&[plain_publication("p1")]).await;
@@ -151,6 +152,75 @@ async fn values_carry_an_etag_a_client_revalidates_with_and_a_new_event_changes_
         let fresh = get(&other_http, "/api/v1/indicators/KE1", Some(&new_tag)).await;
         assert_eq!(fresh.status(), StatusCode::OK);
         assert_ne!(header(&fresh, ETAG), new_tag);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_evidence_and_the_export_are_served_while_young_with_the_version_they_were_made_at() {
+    with_env("caching_reuse", async |env| {
+        let w = env.spawn_worker_with(&[("ECPAT_HTTP__HEAVY_MAX_AGE_MS", "4000")]);
+        env.worker(w).wait_ready(WAIT).await;
+        let http = env.worker(w).http.clone();
+        env.publish(&[plain_publication("p1")]).await;
+        env.wait_for_counts(1, 0, WAIT).await;
+        eventually("KE1 is 1", async || env.worker(w).get("/api/v1/indicators/KE1").await.1["value"] == 1).await;
+
+        // Made slowly (a lock holds their queries for 400 ms): each is then served for up to
+        // 20 times that, at most the maximum age of 4 s.
+        let (evidence, export) = ("/api/v1/indicators/KE1/records?period=2019", "/api/v1/export.csv");
+        let mut blocker = env.pool.begin().await.unwrap();
+        sqlx::query("lock table records, tallies in access exclusive mode").execute(&mut *blocker).await.unwrap();
+        let before = Instant::now();
+        let first = tokio::spawn({
+            let http = http.clone();
+            async move { get(&http, evidence, None).await }
+        });
+        let first_export = tokio::spawn({
+            let http = http.clone();
+            async move { get(&http, export, None).await }
+        });
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        blocker.rollback().await.unwrap();
+        let (first, first_export) = (first.await.unwrap(), first_export.await.unwrap());
+        let first_tag = header(&first, ETAG);
+        let body: Value = first.json().await.unwrap();
+        assert_eq!(body["records"].as_array().unwrap().len(), 1);
+        assert_eq!(header(&first_export, ETAG), first_tag);
+        assert!(first_export.text().await.unwrap().contains("\r\nKE1,all,,,1,"));
+
+        // The values move at once; the evidence and the export, young, are served as they
+        // were, with the version they were made at.
+        env.publish(&[plain_publication("p2")]).await;
+        eventually("KE1 is 2", async || env.worker(w).get("/api/v1/indicators/KE1").await.1["value"] == 2).await;
+        let values_tag = header(&get(&http, "/api/v1/indicators/KE1", None).await, ETAG);
+        assert_ne!(values_tag, first_tag);
+        let kept = get(&http, evidence, None).await;
+        assert_eq!(header(&kept, ETAG), first_tag, "the evidence as it was made");
+        let body: Value = kept.json().await.unwrap();
+        assert_eq!(body["records"].as_array().unwrap().len(), 1);
+        let revalidated = get(&http, export, Some(&first_tag)).await;
+        assert_eq!(revalidated.status(), StatusCode::NOT_MODIFIED, "the export kept is the one the client has");
+        assert_eq!(header(&revalidated, ETAG), first_tag);
+        let young = Duration::from_secs(4);
+        assert!(before.elapsed() < young, "the checks above ran within the maximum age: {:?}", before.elapsed());
+
+        // Older, they are made anew at the current version.
+        eventually("the evidence is made anew", async || {
+            let response = get(&http, evidence, Some(&first_tag)).await;
+            response.status() == StatusCode::OK && {
+                assert_eq!(header(&response, ETAG), values_tag);
+                let body: Value = response.json().await.unwrap();
+                assert_eq!(body["records"].as_array().unwrap().len(), 2, "{body}");
+                true
+            }
+        })
+        .await;
+        assert!(before.elapsed() >= young, "not before the maximum age: {:?}", before.elapsed());
+        let export = get(&http, export, Some(&first_tag)).await;
+        assert_eq!(export.status(), StatusCode::OK);
+        assert_eq!(header(&export, ETAG), values_tag);
+        assert!(export.text().await.unwrap().contains("\r\nKE1,all,,,2,"));
     })
     .await;
 }

@@ -98,9 +98,6 @@ pub fn parse() -> Args {
     if !(1..=2).contains(&args.frameworks) {
         fail("--frameworks must be 1 or 2");
     }
-    if args.worker_migrates && args.frameworks != 1 {
-        fail("--worker-migrates loads no framework of its own: use it with --frameworks 1");
-    }
     if let Some(unknown) = args.only.iter().find(|s| !SCENARIOS.contains(&s.as_str())) {
         fail(&format!("unknown scenario {unknown}"));
     }

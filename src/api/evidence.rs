@@ -34,7 +34,7 @@ use crate::store::read;
     params(CodePath, PeriodQuery, FrameworkQuery),
     responses(
         (status = 200, description = "The evidence.", body = Evidence,
-            headers(("ETag" = String, description = "The version of the values the evidence is at least as new as."),
+            headers(("ETag" = String, description = "The version of the values the evidence was read at (at most `http.heavy_max_age_ms` behind the current one)."),
                 ("Cache-Control" = String, description = "`no-cache`"))),
         (status = 304, description = "Not modified: the `If-None-Match` sent names the current `ETag` (no body, no query)."),
         (status = 400, response = BadRequest),
@@ -56,7 +56,7 @@ pub async fn records(
         return Ok(not_modified);
     }
     let key = format!("records {} {} {}", chosen.id(), definition.code, period.as_str());
-    let body = state
+    let answer = state
         .answers
         .get_or_make(key, &etag, || async {
             let _place = heavy(&state)?;
@@ -66,7 +66,9 @@ pub async fn records(
             Ok(Bytes::from(serde_json::to_vec(&evidence).expect("the evidence serializes")))
         })
         .await?;
-    Ok(revalidated(&headers, &etag, || ([(header::CONTENT_TYPE, "application/json")], body).into_response()))
+    Ok(revalidated(&headers, &answer.etag, || {
+        ([(header::CONTENT_TYPE, "application/json")], answer.body).into_response()
+    }))
 }
 
 /// The framework asked for and the version of the values, taken before any query: what a
@@ -197,7 +199,7 @@ fn csv_text(rows: &[read::ExportRow]) -> Result<Vec<u8>, csv::Error> {
                 non-zero values (a missing row means 0); `updated_at` in RFC 3339.",
             headers(("Content-Disposition" = String,
                 description = "`attachment; filename=\"ecpat-indicators-PERIOD.csv\"`"),
-                ("ETag" = String, description = "The version of the values the export is at least as new as."),
+                ("ETag" = String, description = "The version of the values the export was read at (at most `http.heavy_max_age_ms` behind the current one)."),
                 ("Cache-Control" = String, description = "`no-cache`"))),
         (status = 304, description = "Not modified: the `If-None-Match` sent names the current `ETag` (no body, no query)."),
         (status = 400, response = BadRequest),
@@ -217,7 +219,7 @@ pub async fn export(
         return Ok(not_modified);
     }
     let key = format!("export.csv {id} {}", period.as_str());
-    let csv = state
+    let answer = state
         .answers
         .get_or_make(key, &etag, || async {
             let _place = heavy(&state)?;
@@ -229,10 +231,10 @@ pub async fn export(
         })
         .await?;
     let disposition = format!("attachment; filename=\"ecpat-indicators-{}.csv\"", period.as_str());
-    Ok(revalidated(&headers, &etag, || {
+    Ok(revalidated(&headers, &answer.etag, || {
         (
             [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)],
-            csv,
+            answer.body,
         )
             .into_response()
     }))

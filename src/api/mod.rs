@@ -2,6 +2,7 @@
 //! live stream, metrics and the dashboard page.
 
 mod answers;
+pub use answers::Answers;
 mod auth;
 mod binary;
 mod dashboard;
