@@ -166,8 +166,8 @@ async fn the_evidence_and_the_export_are_served_while_young_with_the_version_the
         env.wait_for_counts(1, 0, WAIT).await;
         eventually("KE1 is 1", async || env.worker(w).get("/api/v1/indicators/KE1").await.1["value"] == 1).await;
 
-        // Made slowly (a lock holds their queries for 400 ms): each is then served for up to
-        // 20 times that, at most the maximum age of 4 s.
+        // Made slowly (a lock holds their queries for over 400 ms): each is then served for up
+        // to 20 times that, at most the maximum age of 4 s.
         let (evidence, export) = ("/api/v1/indicators/KE1/records?period=2019", "/api/v1/export.csv");
         let mut blocker = env.pool.begin().await.unwrap();
         sqlx::query("lock table records, tallies in access exclusive mode").execute(&mut *blocker).await.unwrap();
@@ -180,6 +180,16 @@ async fn the_evidence_and_the_export_are_served_while_young_with_the_version_the
             let http = http.clone();
             async move { get(&http, export, None).await }
         });
+        eventually("both queries wait on the lock", async || {
+            let waiting: i64 = sqlx::query_scalar(
+                "select count(*) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'",
+            )
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+            waiting >= 2
+        })
+        .await;
         tokio::time::sleep(Duration::from_millis(400)).await;
         blocker.rollback().await.unwrap();
         let (first, first_export) = (first.await.unwrap(), first_export.await.unwrap());
