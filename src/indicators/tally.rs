@@ -1,7 +1,9 @@
 //! Adding up the contributions that change in a batch into tally deltas.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use super::rules::{Contribution, ContributionRef, KeyRef, TallyKey, contributions};
 use crate::framework::Frameworks;
@@ -71,7 +73,13 @@ pub(crate) struct Tally<'a> {
 
 impl<'a> Tally<'a> {
     pub fn new(frameworks: &'a Frameworks) -> Tally<'a> {
-        Tally { frameworks, sums: HashMap::new(), items: HashMap::new(), removed: Vec::new(), added: Vec::new() }
+        Tally {
+            frameworks,
+            sums: HashMap::default(),
+            items: HashMap::default(),
+            removed: Vec::new(),
+            added: Vec::new(),
+        }
     }
 
     /// Adds (`sign` 1) or removes (`sign` -1) a record's contributions.
