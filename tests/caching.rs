@@ -1,8 +1,9 @@
 //! Reading the values from memory, against real worker processes, RabbitMQ and
 //! PostgreSQL: the `ETag` and `304 Not Modified` of the values, a new event moving both the
 //! `ETag` and the value, heavy answers served until their maximum age, the bound on heavy
-//! requests (`503` with `Retry-After`) and the readers' statement timeout, and the values in memory equal to the database and to
-//! `recompute` after a flow of events from two workers, with a framework loaded meanwhile.
+//! requests (`503` with `Retry-After`) and the readers' statement timeout, and the values
+//! in memory equal to the database and to `recompute` after a flow of events from two
+//! workers, with a framework loaded meanwhile.
 
 mod common;
 
@@ -53,15 +54,33 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     }
 }
 
+/// A worker with `vars` set, ready, once it has stored one publication (`p1`); its HTTP
+/// address.
+async fn worker_with_one_publication(env: &mut TestEnv, vars: &[(&str, &str)]) -> (usize, String) {
+    let w = env.spawn_worker_with(vars);
+    env.worker(w).wait_ready(WAIT).await;
+    env.publish(&[plain_publication("p1")]).await;
+    env.wait_for_counts(1, 0, WAIT).await;
+    (w, env.worker(w).http.clone())
+}
+
+/// Queries of the test's database waiting on a lock whose text is like `like`.
+async fn waiting_on_a_lock(env: &TestEnv, like: &str) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from pg_stat_activity where datname = current_database() \
+         and wait_event_type = 'Lock' and query like $1",
+    )
+    .bind(like)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn values_carry_an_etag_a_client_revalidates_with_and_a_new_event_changes_both() {
     with_env("caching_etag", async |env| {
         // Heavy answers made at the current version each time (see the next test).
-        let w = env.spawn_worker_with(&[("ECPAT_HTTP__HEAVY_MAX_AGE_MS", "0")]);
-        env.worker(w).wait_ready(WAIT).await;
-        let http = env.worker(w).http.clone();
-        env.publish(&[plain_publication("p1")]).await;
-        env.wait_for_counts(1, 0, WAIT).await;
+        let (w, http) = worker_with_one_publication(env, &[("ECPAT_HTTP__HEAVY_MAX_AGE_MS", "0")]).await;
         eventually("KE1 is 1", async || env.worker(w).get("/api/v1/indicators/KE1").await.1["value"] == 1).await;
 
         let paths = [
@@ -159,11 +178,7 @@ async fn values_carry_an_etag_a_client_revalidates_with_and_a_new_event_changes_
 #[tokio::test]
 async fn the_evidence_and_the_export_are_served_while_young_with_the_version_they_were_made_at() {
     with_env("caching_reuse", async |env| {
-        let w = env.spawn_worker_with(&[("ECPAT_HTTP__HEAVY_MAX_AGE_MS", "4000")]);
-        env.worker(w).wait_ready(WAIT).await;
-        let http = env.worker(w).http.clone();
-        env.publish(&[plain_publication("p1")]).await;
-        env.wait_for_counts(1, 0, WAIT).await;
+        let (w, http) = worker_with_one_publication(env, &[("ECPAT_HTTP__HEAVY_MAX_AGE_MS", "4000")]).await;
         eventually("KE1 is 1", async || env.worker(w).get("/api/v1/indicators/KE1").await.1["value"] == 1).await;
 
         // Made slowly (a lock holds their queries for over 400 ms): each is then served for up
@@ -180,16 +195,7 @@ async fn the_evidence_and_the_export_are_served_while_young_with_the_version_the
             let http = http.clone();
             async move { get(&http, export, None).await }
         });
-        eventually("both queries wait on the lock", async || {
-            let waiting: i64 = sqlx::query_scalar(
-                "select count(*) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'",
-            )
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
-            waiting >= 2
-        })
-        .await;
+        eventually("both queries wait on the lock", async || waiting_on_a_lock(env, "%").await >= 2).await;
         tokio::time::sleep(Duration::from_millis(400)).await;
         blocker.rollback().await.unwrap();
         let (first, first_export) = (first.await.unwrap(), first_export.await.unwrap());
@@ -238,15 +244,15 @@ async fn the_evidence_and_the_export_are_served_while_young_with_the_version_the
 #[tokio::test]
 async fn heavy_requests_beyond_the_bound_are_answered_503_with_retry_after() {
     with_env("caching_heavy", async |env| {
-        let w = env.spawn_worker_with(&[
-            ("ECPAT_HTTP__HEAVY_REQUESTS", "1"),
-            ("ECPAT_DATABASE__READER_CONNECTIONS", "1"),
-            ("ECPAT_DATABASE__READER_STATEMENT_TIMEOUT_MS", "3000"),
-        ]);
-        env.worker(w).wait_ready(WAIT).await;
-        let http = env.worker(w).http.clone();
-        env.publish(&[plain_publication("p1")]).await;
-        env.wait_for_counts(1, 0, WAIT).await;
+        let (_, http) = worker_with_one_publication(
+            env,
+            &[
+                ("ECPAT_HTTP__HEAVY_REQUESTS", "1"),
+                ("ECPAT_DATABASE__READER_CONNECTIONS", "1"),
+                ("ECPAT_DATABASE__READER_STATEMENT_TIMEOUT_MS", "3000"),
+            ],
+        )
+        .await;
         assert_eq!(get(&http, "/api/v1/indicators/KE1/records", None).await.status(), StatusCode::OK);
 
         // A lock makes the evidence query wait: the one heavy request allowed holds its place.
@@ -263,17 +269,8 @@ async fn heavy_requests_beyond_the_bound_are_answered_503_with_retry_after() {
             }
         });
         // Once it is waiting on the lock, every other heavy request is turned away at once.
-        eventually("the evidence query waits on the lock", async || {
-            let waiting: i64 = sqlx::query_scalar(
-                "select count(*) from pg_stat_activity where datname = current_database() \
-                 and wait_event_type = 'Lock' and query like '%from records%'",
-            )
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
-            waiting > 0
-        })
-        .await;
+        eventually("the evidence query waits on the lock", async || waiting_on_a_lock(env, "%from records%").await > 0)
+            .await;
         for path in
             ["/api/v1/indicators/KE2/records", "/api/v1/export.csv?period=2019", "/api/v1/export.xlsx", "/report"]
         {
