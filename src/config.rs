@@ -178,8 +178,9 @@ pub struct Http {
     /// Heavy requests (evidence, exports, the report) served at once; more are answered
     /// 503 with `Retry-After`.
     pub heavy_requests: usize,
-    /// How long a heavy answer (evidence, an export) is served after the values moved on,
-    /// in ms; 0: always made at the current version.
+    /// How long at most the evidence or the CSV export is served after the values moved on
+    /// (and never longer than 20 times its read took), in ms; 0: always read at the
+    /// current version.
     pub heavy_max_age_ms: u64,
 }
 

@@ -25,7 +25,7 @@ use super::ApiError;
 const KEPT: usize = 64;
 
 /// An answer is served until it is this many times as old as it took to make.
-pub const REUSE: u32 = 20;
+const REUSE: u32 = 20;
 
 /// An answer as made: the `ETag` of the version it was made at, when, and its body.
 #[derive(Clone)]
