@@ -121,7 +121,7 @@ pub async fn apply(pool: &PgPool, messages: &[Message]) -> Result<Outcome, Apply
     let plan = ledger::plan(&before, &new_events, &frameworks);
 
     records::write(&mut tx, &plan, &before).await?;
-    let rows = tallies::apply(&mut tx, plan.delta).await?;
+    let rows = tallies::apply(&mut tx, plan.delta, &frameworks).await?;
     let rejected = rejections::insert(&mut tx, messages).await?;
     // Every batch that stored an event is announced, even one that moved no tally: the
     // evidence changed (a new version, current or not).

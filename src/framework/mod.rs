@@ -68,11 +68,13 @@ impl Frameworks {
         self.loaded.iter().find(|l| l.framework.id == id)
     }
 
-    /// Appends what a current record contributes to every framework to `out`, each
-    /// contribution once or more (sort and deduplicate to count each once).
-    pub(crate) fn contributions_into<'a>(&'a self, record: &'a Record, out: &mut Vec<ContributionRef<'a>>) {
+    /// Appends what a current record contributes to every framework to `out`, as the
+    /// store counts it: distinct items only under their year (under `all` and the span the
+    /// store derives them from the years, `store::tallies`). Each contribution once or more
+    /// (sort and deduplicate to count each once).
+    pub(crate) fn counted_into<'a>(&'a self, record: &'a Record, out: &mut Vec<ContributionRef<'a>>) {
         for loaded in &self.loaded {
-            loaded.framework.contributions_into(record, out);
+            loaded.framework.contributions_by(record, Items::Yearly, out);
         }
     }
 }
@@ -180,9 +182,13 @@ impl Framework {
     /// Appends what a current record contributes to `out`, each contribution once or more
     /// (sort and deduplicate to count each once).
     pub(crate) fn contributions_into<'a>(&'a self, record: &'a Record, out: &mut Vec<ContributionRef<'a>>) {
+        self.contributions_by(record, Items::EveryPeriod, out);
+    }
+
+    fn contributions_by<'a>(&'a self, record: &'a Record, items: Items, out: &mut Vec<ContributionRef<'a>>) {
         let Some(indicators) = self.by_type.get(&record.record_type()) else { return };
         for &i in indicators {
-            self.indicators[i].contributions_into(&self.id, self.years, record, out);
+            self.indicators[i].contributions_into(&self.id, self.years, record, items, out);
         }
     }
 }
@@ -227,12 +233,22 @@ impl Framework {
     }
 }
 
+/// Under which periods a record's distinct items are given.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Items {
+    /// Its year, `all` and the span: everything the record contributes.
+    EveryPeriod,
+    /// Its year only.
+    Yearly,
+}
+
 impl Indicator {
     fn contributions_into<'a>(
         &'a self,
         framework: &'a str,
         (first, last): (i32, i32),
         record: &'a Record,
+        items_under: Items,
         out: &mut Vec<ContributionRef<'a>>,
     ) {
         if let Some(when) = &self.when {
@@ -283,6 +299,9 @@ impl Indicator {
                     return;
                 }
                 for key in tallies {
+                    if items_under == Items::Yearly && !matches!(key.period, PeriodRef::Year(_)) {
+                        continue;
+                    }
                     out.extend(items.iter().map(|item| ContributionRef::Distinct(key.clone(), item.clone())));
                 }
             }

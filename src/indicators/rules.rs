@@ -155,5 +155,5 @@ pub fn contributions(record: &Record) -> BTreeSet<Contribution> {
 /// each contribution once or more (sort and deduplicate to count each once, as
 /// [`contributions`] does).
 pub(crate) fn contributions_into<'a>(record: &'a Record, out: &mut Vec<ContributionRef<'a>>) {
-    crate::framework::built_in().contributions_into(record, out);
+    crate::framework::default().contributions_into(record, out);
 }

@@ -10,7 +10,9 @@ use crate::framework::Frameworks;
 use crate::records::Record;
 
 /// How the tallies move when records change: sums to add, and distinct items whose
-/// reference counts move (an item counts while at least one record names it).
+/// reference counts move (an item counts while at least one record names it). The store
+/// moves items only under their year (`store::tallies` derives `all` and the span): a
+/// [`Tally`] leaves out the others.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Delta {
     pub sums: BTreeMap<TallyKey, i64>,
@@ -58,9 +60,9 @@ impl Delta {
     }
 }
 
-/// A [`Delta`] being added up by `frameworks`, its keys borrowed from the records that
-/// contribute and from the frameworks: their text is copied once per tally that moves,
-/// when it becomes a [`Delta`].
+/// A [`Delta`] being added up by `frameworks`, with distinct items under their year only,
+/// its keys borrowed from the records that contribute and from the frameworks: their text
+/// is copied once per tally that moves, when it becomes a [`Delta`].
 pub(crate) struct Tally<'a> {
     frameworks: &'a Frameworks,
     sums: HashMap<KeyRef<'a>, i64>,
@@ -140,7 +142,7 @@ impl<'a> Tally<'a> {
 fn each_once<'a>(frameworks: &'a Frameworks, record: Option<&'a Record>, out: &mut Vec<ContributionRef<'a>>) {
     out.clear();
     if let Some(record) = record {
-        frameworks.contributions_into(record, out);
+        frameworks.counted_into(record, out);
         out.sort_unstable();
         out.dedup();
     }

@@ -128,7 +128,7 @@ pub async fn rebuild(tx: &mut PgConnection, frameworks: &Frameworks) -> anyhow::
     delta.prune();
     sqlx::query!("delete from tally_items where framework = any($1)", &ids).execute(&mut *tx).await?;
     sqlx::query!("delete from tallies where framework = any($1)", &ids).execute(&mut *tx).await?;
-    tallies::apply(&mut *tx, delta).await?;
+    tallies::apply(&mut *tx, delta, frameworks).await?;
     // Every process reads every value again once this commits (the streams hear of every
     // total that changed).
     tallies::notify_reload(&mut *tx).await?;

@@ -4,6 +4,7 @@
 use serde::Serialize;
 use sqlx::PgConnection;
 
+use crate::framework::Frameworks;
 use crate::indicators::rules::TallyKey;
 use crate::indicators::tally::Delta;
 
@@ -93,19 +94,36 @@ impl KeyColumns {
     }
 }
 
-/// Moves the tallies by `delta`, in one statement, and returns the changed rows, sorted:
-/// 1. the distinct items' reference counts move (`moved`); an item whose count rose from
-///    zero starts counting, one whose count fell to zero stops (`counted`: its count before
-///    is `refs - last_delta`, the batch's change);
-/// 2. those and the sums are added up per tally (`added`) and added to the tallies.
-pub async fn apply(tx: &mut PgConnection, delta: Delta) -> Result<Vec<RowChange>, sqlx::Error> {
+/// Whether a period is a year (not `all` or a span).
+fn is_year(period: &str) -> bool {
+    period.len() == 4 && period.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Moves the tallies by `delta`, in one statement, and returns the changed rows, sorted.
+///
+/// A distinct item is kept with a reference count in each year: the number of records
+/// that name it there. Under `all` and its framework's span, its count is the
+/// number of those years in which it counts, so that it moves only when the item starts or
+/// stops counting in a year: `delta`'s items under `all` and the spans are not sent, they
+/// follow from the years' (`frameworks` give the spans).
+/// 1. the items' counts in their years move (`moved`); an item whose count rose from zero
+///    starts counting, one whose count fell to zero stops (`yearly`: its count before is
+///    `refs - last_delta`, the batch's change);
+/// 2. the counts under `all` and the spans move by those starts and stops (`spanned`), and
+///    tell in turn which items start or stop counting there;
+/// 3. those and the sums are added up per tally (`added`) and added to the tallies.
+pub async fn apply(
+    tx: &mut PgConnection,
+    delta: Delta,
+    frameworks: &Frameworks,
+) -> Result<Vec<RowChange>, sqlx::Error> {
     let Delta { sums, items } = delta;
     if sums.is_empty() && items.is_empty() {
         return Ok(vec![]);
     }
     let mut item_keys = KeyColumns::default();
     let (mut names, mut refs) = (Vec::with_capacity(items.len()), Vec::with_capacity(items.len()));
-    for ((key, item), change) in items {
+    for ((key, item), change) in items.into_iter().filter(|((key, _), _)| is_year(&key.period)) {
         item_keys.push(key);
         names.push(item);
         refs.push(change);
@@ -116,6 +134,9 @@ pub async fn apply(tx: &mut PgConnection, delta: Delta) -> Result<Vec<RowChange>
         sum_keys.push(key);
         amounts.push(amount);
     }
+    let span_frameworks: Vec<&str> = frameworks.loaded.iter().map(|l| l.framework.id.as_str()).collect();
+    let firsts: Vec<i32> = frameworks.loaded.iter().map(|l| l.framework.years.0).collect();
+    let lasts: Vec<i32> = frameworks.loaded.iter().map(|l| l.framework.years.1).collect();
     let rows = sqlx::query_as!(
         RowChange,
         r#"with moved as (
@@ -125,12 +146,34 @@ pub async fn apply(tx: &mut PgConnection, delta: Delta) -> Result<Vec<RowChange>
                 as u(f, i, p, d, k, it, r)
             on conflict (framework, indicator, period, dimension, key, item)
                 do update set refs = tally_items.refs + excluded.refs, last_delta = excluded.refs
-            returning framework, indicator, period, dimension, key, refs, last_delta
-        ), counted as (
-            select framework as f, indicator as i, period as p, dimension as d, key as k,
+            returning framework, indicator, period, dimension, key, item, refs, last_delta
+        ), yearly as (
+            select framework as f, indicator as i, period as p, dimension as d, key as k, item as it,
                 case when refs > 0 and refs - last_delta <= 0 then 1::int8
                      when refs <= 0 and refs - last_delta > 0 then -1::int8 else 0::int8 end as v
             from moved
+        ), spanned as (
+            insert into tally_items (framework, indicator, period, dimension, key, item, refs, last_delta)
+            select f, i, p, d, k, it, sum(v)::int8, sum(v)::int8
+            from (select f, i, 'all' as p, d, k, it, v from yearly where v <> 0
+                  union all
+                  select y.f, i, s.first || '-' || s.last, d, k, it, v
+                  from yearly as y
+                  join unnest($14::text[], $15::int4[], $16::int4[]) as s(f, first, last)
+                      on s.f = y.f and y.p::int4 between s.first and s.last
+                  where v <> 0) as starts
+            group by f, i, p, d, k, it
+            having sum(v) <> 0
+            on conflict (framework, indicator, period, dimension, key, item)
+                do update set refs = tally_items.refs + excluded.refs, last_delta = excluded.refs
+            returning framework, indicator, period, dimension, key, refs, last_delta
+        ), counted as (
+            select f, i, p, d, k, v from yearly
+            union all
+            select framework, indicator, period, dimension, key,
+                case when refs > 0 and refs - last_delta <= 0 then 1::int8
+                     when refs <= 0 and refs - last_delta > 0 then -1::int8 else 0::int8 end
+            from spanned
         ), added as (
             select f, i, p, d, k, sum(v)::int8 as v
             from (select * from counted
@@ -158,6 +201,9 @@ pub async fn apply(tx: &mut PgConnection, delta: Delta) -> Result<Vec<RowChange>
         &sum_keys.dimensions,
         &sum_keys.keys,
         &amounts,
+        &span_frameworks as &[&str],
+        &firsts,
+        &lasts,
     )
     .fetch_all(&mut *tx)
     .await?;
