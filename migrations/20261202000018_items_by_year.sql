@@ -3,6 +3,10 @@
 -- name it there), so that a batch moves it only when the item starts or stops counting in
 -- a year. The tallies themselves do not change.
 --
+-- The items' key starts with the item, which tells keys apart at the first column: a batch
+-- looks up each item it moves by the whole key, and comparing keys that share their first
+-- five columns made those look-ups about a fifth slower.
+--
 -- Upgrading: stop every worker of an older version before the first new one starts.
 delete from tally_items where period !~ '^[0-9]{4}$';
 
@@ -21,3 +25,6 @@ join (select distinct framework, period from tallies where period ~ '^[0-9]{4}-[
     and t.period between split_part(s.period, '-', 1) and split_part(s.period, '-', 2)
 where t.refs > 0 and t.period ~ '^[0-9]{4}$'
 group by t.framework, t.indicator, s.period, t.dimension, t.key, t.item;
+
+alter table tally_items drop constraint tally_items_pkey;
+alter table tally_items add primary key (item, key, dimension, period, indicator, framework);

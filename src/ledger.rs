@@ -18,7 +18,9 @@
 //! count nowhere, and a snapshot that brings a series back is newer than every earlier one.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+// Keys hashed with rustc-hash: this is on every batch's path, and a batch is at most a few
+// thousand records, so that even keys chosen to collide cost milliseconds, not minutes.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::envelope::{Event, Version};
 use crate::framework::Frameworks;
@@ -210,7 +212,7 @@ fn follow_latest_snapshots<'a>(
     records: &HashMap<&'a RecordKey, Slot<'a>>,
     posts: &HashSet<&String>,
 ) -> HashMap<&'a RecordKey, Record> {
-    let mut latest: HashMap<&String, (&Version, &SocialSeries)> = HashMap::new();
+    let mut latest: HashMap<&String, (&Version, &SocialSeries)> = HashMap::default();
     for slot in records.values() {
         if let (Some(post), Some(Record::SocialPost(series))) = (slot.post_key, slot.record)
             && posts.contains(post)
@@ -227,7 +229,7 @@ fn follow_latest_snapshots<'a>(
             }
         }
     }
-    let mut rewritten = HashMap::new();
+    let mut rewritten = HashMap::default();
     if latest.is_empty() {
         return rewritten;
     }
@@ -340,7 +342,7 @@ mod tests {
     #[test]
     fn a_stored_newer_version_makes_a_late_one_stale() {
         let stored = plan_all(&[story("e2", "2019-05-02T00:00:00Z", "ecpat-uk")]);
-        let before = Before { records: stored.records.into_iter().collect(), post_withdrawals: HashMap::new() };
+        let before = Before { records: stored.records.into_iter().collect(), post_withdrawals: HashMap::default() };
         let late = story("e1", "2019-05-01T00:00:00Z", "ecpat-france");
         let plan = plan(&before, &[(9, &late)], crate::framework::built_in());
         assert!(plan.records.is_empty());

@@ -1,7 +1,7 @@
 //! The `events` table: every accepted event, kept verbatim as evidence, once per
 //! (`source`, `id`).
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -19,7 +19,7 @@ pub struct Arrived<'a> {
 /// Keeps the first of each (`source`, `id`) among `events`, sorted by that pair (so that
 /// concurrent inserts meet keys in one order); returns them and how many were dropped.
 pub fn unique<'a>(events: impl Iterator<Item = Arrived<'a>>) -> (Vec<Arrived<'a>>, usize) {
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::default();
     let mut kept = Vec::new();
     let mut duplicates = 0;
     for arrived in events {

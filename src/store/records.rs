@@ -1,7 +1,7 @@
 //! The `records` and `post_withdrawals` tables: the current version of every record (and
 //! of every series of a social post), and the latest withdrawal of every post.
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet as HashSet;
 
 use sqlx::PgConnection;
 
@@ -170,8 +170,8 @@ struct Wanted {
 
 impl Wanted {
     fn of<'a>(events: impl Iterator<Item = &'a Event>) -> Wanted {
-        let mut records = HashSet::new();
-        let mut posts = HashSet::new();
+        let mut records = HashSet::default();
+        let mut posts = HashSet::default();
         for change in events.flat_map(|event| &event.changes) {
             match change {
                 Change::Upsert(record) => match record.group() {
