@@ -94,18 +94,14 @@ impl KeyColumns {
     }
 }
 
-/// Whether a period is a year (not `all` or a span).
-fn is_year(period: &str) -> bool {
-    period.len() == 4 && period.bytes().all(|b| b.is_ascii_digit())
-}
-
 /// Moves the tallies by `delta`, in one statement, and returns the changed rows, sorted.
 ///
 /// A distinct item is kept with a reference count in each year: the number of records
 /// that name it there. Under `all` and its framework's span, its count is the
 /// number of those years in which it counts, so that it moves only when the item starts or
-/// stops counting in a year: `delta`'s items under `all` and the spans are not sent, they
-/// follow from the years' (`frameworks` give the spans).
+/// stops counting in a year: `delta` holds items under their year only (as a
+/// [`Tally`](crate::indicators::tally::Tally) adds them up), and the others follow from
+/// those (`frameworks` give the spans).
 /// 1. the items' counts in their years move (`moved`); an item whose count rose from zero
 ///    starts counting, one whose count fell to zero stops (`yearly`: its count before is
 ///    `refs - last_delta`, the batch's change);
@@ -123,7 +119,8 @@ pub async fn apply(
     }
     let mut item_keys = KeyColumns::default();
     let (mut names, mut refs) = (Vec::with_capacity(items.len()), Vec::with_capacity(items.len()));
-    for ((key, item), change) in items.into_iter().filter(|((key, _), _)| is_year(&key.period)) {
+    for ((key, item), change) in items {
+        debug_assert!(key.period.parse::<i32>().is_ok(), "an item under {}, not a year", key.period);
         item_keys.push(key);
         names.push(item);
         refs.push(change);
