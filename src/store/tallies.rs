@@ -96,17 +96,19 @@ impl KeyColumns {
 
 /// Moves the tallies by `delta`, in one statement, and returns the changed rows, sorted.
 ///
-/// A distinct item is kept with a reference count in each year: the number of records
-/// that name it there. Under `all` and its framework's span, its count is the
-/// number of those years in which it counts, so that it moves only when the item starts or
-/// stops counting in a year: `delta` holds items under their year only (as a
-/// [`Tally`](crate::indicators::tally::Tally) adds them up), and the others follow from
-/// those (`frameworks` give the spans).
+/// A distinct item is stored under each year with a reference count: the number of
+/// records that name it there. It counts in a year while that count is above zero, and
+/// under `all` and its framework's span while it counts in at least one of their years;
+/// those are not stored but follow from the years (`delta` holds items under their year
+/// only, as a [`Tally`](crate::indicators::tally::Tally) adds them up; `frameworks` give
+/// the spans):
 /// 1. the items' counts in their years move (`moved`); an item whose count rose from zero
 ///    starts counting, one whose count fell to zero stops (`yearly`: its count before is
 ///    `refs - last_delta`, the batch's change);
-/// 2. the counts under `all` and the spans move by those starts and stops (`spanned`), and
-///    tell in turn which items start or stop counting there;
+/// 2. for each item that starts or stops counting in a year, the number of years it
+///    counted in before the batch, under `all` and in its span, is read (the statement
+///    reads the table as it was before the statement), and with the batch's starts and
+///    stops tells whether it starts or stops counting there (`across`);
 /// 3. those and the sums are added up per tally (`added`) and added to the tallies.
 pub async fn apply(
     tx: &mut PgConnection,
@@ -121,6 +123,11 @@ pub async fn apply(
     let (mut names, mut refs) = (Vec::with_capacity(items.len()), Vec::with_capacity(items.len()));
     for ((key, item), change) in items {
         debug_assert!(key.period.parse::<i32>().is_ok(), "an item under {}, not a year", key.period);
+        debug_assert!(
+            frameworks.loaded.iter().any(|l| l.framework.id == key.framework),
+            "an item of {}, not loaded",
+            key.framework
+        );
         item_keys.push(key);
         names.push(item);
         refs.push(change);
@@ -141,7 +148,7 @@ pub async fn apply(
             select f, i, p, d, k, it, r, r
             from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[])
                 as u(f, i, p, d, k, it, r)
-            on conflict (framework, indicator, period, dimension, key, item)
+            on conflict (item, key, dimension, period, indicator, framework)
                 do update set refs = tally_items.refs + excluded.refs, last_delta = excluded.refs
             returning framework, indicator, period, dimension, key, item, refs, last_delta
         ), yearly as (
@@ -149,28 +156,35 @@ pub async fn apply(
                 case when refs > 0 and refs - last_delta <= 0 then 1::int8
                      when refs <= 0 and refs - last_delta > 0 then -1::int8 else 0::int8 end as v
             from moved
-        ), spanned as (
-            insert into tally_items (framework, indicator, period, dimension, key, item, refs, last_delta)
-            select f, i, p, d, k, it, sum(v)::int8, sum(v)::int8
-            from (select f, i, 'all' as p, d, k, it, v from yearly where v <> 0
-                  union all
-                  select y.f, i, s.first || '-' || s.last, d, k, it, v
-                  from yearly as y
-                  join unnest($14::text[], $15::int4[], $16::int4[]) as s(f, first, last)
-                      on s.f = y.f and y.p::int4 between s.first and s.last
-                  where v <> 0) as starts
-            group by f, i, p, d, k, it
-            having sum(v) <> 0
-            on conflict (framework, indicator, period, dimension, key, item)
-                do update set refs = tally_items.refs + excluded.refs, last_delta = excluded.refs
-            returning framework, indicator, period, dimension, key, refs, last_delta
+        ), changed as (
+            select y.f, y.i, y.d, y.k, y.it, s.first, s.last, sum(y.v)::int8 as all_v,
+                coalesce(sum(y.v) filter (where y.p::int4 between s.first and s.last), 0)::int8 as span_v
+            from yearly as y
+            join unnest($14::text[], $15::int4[], $16::int4[]) as s(f, first, last) on s.f = y.f
+            where y.v <> 0
+            group by y.f, y.i, y.d, y.k, y.it, s.first, s.last
+        ), across as (
+            select c.f, c.i, c.d, c.k, c.first, c.last, c.all_v, c.span_v, b.all_before, b.span_before
+            from changed as c
+            cross join lateral (
+                select count(*) as all_before,
+                    count(*) filter (where t.period::int4 between c.first and c.last) as span_before
+                from tally_items as t
+                where t.item = c.it and t.key = c.k and t.dimension = c.d and t.indicator = c.i
+                    and t.framework = c.f and t.refs > 0
+            ) as b
         ), counted as (
-            select f, i, p, d, k, v from yearly
+            select f, i, p, d, k, v from yearly where v <> 0
             union all
-            select framework, indicator, period, dimension, key,
-                case when refs > 0 and refs - last_delta <= 0 then 1::int8
-                     when refs <= 0 and refs - last_delta > 0 then -1::int8 else 0::int8 end
-            from spanned
+            select f, i, 'all', d, k,
+                case when all_before = 0 and all_v > 0 then 1::int8
+                     when all_before > 0 and all_before + all_v <= 0 then -1::int8 else 0::int8 end
+            from across
+            union all
+            select f, i, first || '-' || last, d, k,
+                case when span_before = 0 and span_v > 0 then 1::int8
+                     when span_before > 0 and span_before + span_v <= 0 then -1::int8 else 0::int8 end
+            from across
         ), added as (
             select f, i, p, d, k, sum(v)::int8 as v
             from (select * from counted
