@@ -456,7 +456,8 @@ fn broken_invariant(input: &[u8], decoded: &Decoded) -> Option<String> {
         }
     }
     let events: Vec<(i64, &envelope::Event)> = decoded.events.iter().zip(1..).map(|(e, seq)| (seq, e)).collect();
-    ledger::plan(&Before::default(), &events, ecpat_indicators::framework::built_in());
+    let before = Before::default();
+    ledger::plan(&before, &events).delta(&before, ecpat_indicators::framework::built_in());
     None
 }
 

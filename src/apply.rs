@@ -4,9 +4,10 @@
 //! 1. store the batch's new events (an event already stored is a duplicate);
 //! 2. take the apply lock, and load the frameworks (if they changed) and the current
 //!    versions of every record they name;
-//! 3. decide, with [`ledger::plan`], which versions become current and how the tallies move;
-//! 4. write the new current versions, move the tallies, keep the rejections, and announce
-//!    the changed tally rows (to the API's values in memory and the live streams);
+//! 3. decide, with [`ledger::plan`], which versions become current;
+//! 4. write the new current versions, and meanwhile add up how the tallies move
+//!    ([`ledger::Plan::delta`]); move the tallies, keep the rejections, and announce the
+//!    changed tally rows (to the API's values in memory and the live streams);
 //! 5. commit. The consumer acknowledges the messages only after that.
 
 use std::collections::BTreeMap;
@@ -118,10 +119,14 @@ pub async fn apply(pool: &PgPool, messages: &[Message]) -> Result<Outcome, Apply
     let frameworks = frameworks::current(&mut tx).await?;
 
     let before = records::load(&mut tx, new_events.iter().map(|&(_, event)| event)).await?;
-    let plan = ledger::plan(&before, &new_events, &frameworks);
+    let plan = ledger::plan(&before, &new_events);
 
-    records::write(&mut tx, &plan, &before).await?;
-    let rows = tallies::apply(&mut tx, plan.delta, &frameworks).await?;
+    // The tallies' delta is added up while PostgreSQL writes the records: the write is
+    // polled first, so its statement is sent before the delta takes the thread.
+    let (written, delta) =
+        tokio::join!(records::write(&mut tx, &plan, &before), async { plan.delta(&before, &frameworks) });
+    written?;
+    let rows = tallies::apply(&mut tx, delta, &frameworks).await?;
     let rejected = rejections::insert(&mut tx, messages).await?;
     // Every batch that stored an event is announced, even one that moved no tally: the
     // evidence changed (a new version, current or not).

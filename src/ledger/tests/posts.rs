@@ -36,13 +36,14 @@ impl Stored {
                 (self.next_seq, e)
             })
             .collect();
-        let plan = plan(&self.before, &numbered, crate::framework::built_in());
+        let plan = plan(&self.before, &numbered);
+        let delta = plan.delta(&self.before, crate::framework::built_in());
         self.before.records.extend(plan.records);
         self.before.post_withdrawals.extend(plan.post_withdrawals);
-        for (key, change) in plan.delta.sums {
+        for (key, change) in delta.sums {
             *self.sums.entry(key).or_default() += change;
         }
-        for (key, change) in plan.delta.items {
+        for (key, change) in delta.items {
             *self.items.entry(key).or_default() += change;
         }
         self.sums.retain(|_, v| *v != 0);
